@@ -1,0 +1,226 @@
+// Package editlog defines the journal records of DESIGN.md §4 (topic
+// mv-edit-log), their JSON encoding with the contract's field names, and
+// Apply: the one code path that turns a record into state changes, used by the
+// live writer, followers, rebuild and tests alike.
+package editlog
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/mvrepair/mvrepair/mvstate"
+)
+
+// Op is a record's operation.
+type Op string
+
+// The operations.
+const (
+	OpVersionRepaired       Op = "mv_version_repaired"
+	OpBaseTableInfoRepaired Op = "mv_base_table_info_repaired"
+	OpUpserted              Op = "mv_upserted"
+	OpRefreshed             Op = "mv_refreshed"
+	OpDropped               Op = "mv_dropped"
+)
+
+// HeaderJournalID is the Kafka header carrying the record's journal id.
+const HeaderJournalID = "journal-id"
+
+// MVRef names the MV a record is about.
+type MVRef struct {
+	DBID   int64  `json:"db_id"`
+	MVID   int64  `json:"mv_id"`
+	MVName string `json:"mv_name,omitempty"`
+}
+
+// Key returns the MV's key.
+func (r MVRef) Key() mvstate.MVKey { return mvstate.MVKey{DBID: r.DBID, MVID: r.MVID} }
+
+// Cause is an input record a journal record was derived from.
+type Cause struct {
+	EventID   string `json:"event_id,omitempty"`
+	Topic     string `json:"topic"`
+	Partition int    `json:"partition"`
+	Offset    int64  `json:"offset"`
+}
+
+// Record is one edit-log record. Which fields are set depends on Op:
+//
+//   - mv_version_repaired: BaseTable (native), Partitions (the repaired
+//     entries only), Previous (their old values), MVLastRefreshTime.
+//   - mv_base_table_info_repaired: OldBaseTable, NewBaseTable, Partitions (the
+//     whole new map), Previous (the whole old map).
+//   - mv_upserted: Definition (the MV in full; encoded as "mv").
+//   - mv_refreshed: VersionMap and ExternalVersionMap (the merged entries),
+//     Removed (native names deleted), MVLastRefreshTime (the resulting value).
+//   - mv_dropped: nothing beyond MV.
+type Record struct {
+	JournalID int64
+	Epoch     int64
+	Op        Op
+	At        int64
+	MV        MVRef
+
+	Definition *mvstate.MV
+
+	BaseTable    *mvstate.BaseTableInfo
+	OldBaseTable *mvstate.BaseTableInfo
+	NewBaseTable *mvstate.BaseTableInfo
+	Partitions   mvstate.PartitionMap
+	Previous     mvstate.PartitionMap
+
+	VersionMap         mvstate.VersionMap
+	ExternalVersionMap mvstate.ExternalVersionMap
+	Removed            map[int64][]string
+
+	MVLastRefreshTime int64
+	Causes            []Cause
+}
+
+// Key returns the Kafka key of the record: "<db_id>:<mv_id>".
+func (r *Record) Key() string { return r.MV.Key().String() }
+
+// JournalHeader returns the journal-id header value.
+func (r *Record) JournalHeader() string { return strconv.FormatInt(r.JournalID, 10) }
+
+// recordJSON is the wire shape; "mv" is an MVRef or, for mv_upserted, the full MV.
+type recordJSON struct {
+	JournalID          int64                           `json:"journal_id"`
+	Epoch              int64                           `json:"epoch"`
+	Op                 Op                              `json:"op"`
+	At                 int64                           `json:"at"`
+	MV                 json.RawMessage                 `json:"mv"`
+	BaseTable          *mvstate.BaseTableInfo          `json:"base_table,omitempty"`
+	OldBaseTable       *mvstate.BaseTableInfo          `json:"old_base_table,omitempty"`
+	NewBaseTable       *mvstate.BaseTableInfo          `json:"new_base_table,omitempty"`
+	Partitions         mvstate.PartitionMap            `json:"partitions,omitempty"`
+	Previous           mvstate.PartitionMap            `json:"previous,omitempty"`
+	VersionMap         map[string]mvstate.PartitionMap `json:"version_map,omitempty"`
+	ExternalVersionMap []mvstate.ExternalPartitions    `json:"external_version_map,omitempty"`
+	Removed            map[string][]string             `json:"removed,omitempty"`
+	MVLastRefreshTime  int64                           `json:"mv_last_refresh_time,omitempty"`
+	Causes             []Cause                         `json:"causes,omitempty"`
+}
+
+// MarshalJSON encodes the record with the contract's field names.
+func (r *Record) MarshalJSON() ([]byte, error) {
+	w := recordJSON{JournalID: r.JournalID, Epoch: r.Epoch, Op: r.Op, At: r.At,
+		BaseTable: r.BaseTable, OldBaseTable: r.OldBaseTable, NewBaseTable: r.NewBaseTable,
+		Partitions: r.Partitions, Previous: r.Previous, MVLastRefreshTime: r.MVLastRefreshTime, Causes: r.Causes}
+	var err error
+	if r.Op == OpUpserted && r.Definition != nil {
+		w.MV, err = json.Marshal(r.Definition)
+	} else {
+		w.MV, err = json.Marshal(r.MV)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(r.VersionMap) > 0 {
+		w.VersionMap = mvstate.EncodeVersionMap(r.VersionMap)
+	}
+	if len(r.ExternalVersionMap) > 0 {
+		w.ExternalVersionMap = mvstate.EncodeExternal(r.ExternalVersionMap)
+	}
+	if len(r.Removed) > 0 {
+		w.Removed = make(map[string][]string, len(r.Removed))
+		for id, names := range r.Removed {
+			w.Removed[strconv.FormatInt(id, 10)] = names
+		}
+	}
+	return json.Marshal(w)
+}
+
+// UnmarshalJSON decodes a record and checks that the op is known and the
+// fields it needs are present.
+func (r *Record) UnmarshalJSON(b []byte) error {
+	var w recordJSON
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	out := Record{JournalID: w.JournalID, Epoch: w.Epoch, Op: w.Op, At: w.At,
+		BaseTable: w.BaseTable, OldBaseTable: w.OldBaseTable, NewBaseTable: w.NewBaseTable,
+		Partitions: w.Partitions, Previous: w.Previous, MVLastRefreshTime: w.MVLastRefreshTime, Causes: w.Causes}
+	if len(w.MV) == 0 || string(w.MV) == "null" {
+		return fmt.Errorf("editlog record %d: mv is missing", w.JournalID)
+	}
+	if err := json.Unmarshal(w.MV, &out.MV); err != nil {
+		return fmt.Errorf("editlog record %d: mv: %w", w.JournalID, err)
+	}
+	if w.Op == OpUpserted {
+		out.Definition = &mvstate.MV{}
+		if err := json.Unmarshal(w.MV, out.Definition); err != nil {
+			return fmt.Errorf("editlog record %d: mv: %w", w.JournalID, err)
+		}
+	}
+	if w.VersionMap != nil {
+		vm, err := mvstate.DecodeVersionMap(w.VersionMap)
+		if err != nil {
+			return fmt.Errorf("editlog record %d: %w", w.JournalID, err)
+		}
+		out.VersionMap = vm
+	}
+	if w.ExternalVersionMap != nil {
+		ext, err := mvstate.DecodeExternal(w.ExternalVersionMap)
+		if err != nil {
+			return fmt.Errorf("editlog record %d: %w", w.JournalID, err)
+		}
+		out.ExternalVersionMap = ext
+	}
+	if w.Removed != nil {
+		out.Removed = make(map[int64][]string, len(w.Removed))
+		for k, names := range w.Removed {
+			id, err := strconv.ParseInt(k, 10, 64)
+			if err != nil {
+				return fmt.Errorf("editlog record %d: removed key %q: not a table id", w.JournalID, k)
+			}
+			out.Removed[id] = names
+		}
+	}
+	if err := out.validate(); err != nil {
+		return err
+	}
+	*r = out
+	return nil
+}
+
+// validate checks the op-specific required fields.
+func (r *Record) validate() error {
+	if r.JournalID <= 0 {
+		return fmt.Errorf("editlog record: journal_id %d must be positive", r.JournalID)
+	}
+	if r.MV.DBID <= 0 || r.MV.MVID <= 0 {
+		return fmt.Errorf("editlog record %d: mv.db_id and mv.mv_id must be positive", r.JournalID)
+	}
+	switch r.Op {
+	case OpVersionRepaired:
+		if r.BaseTable == nil || len(r.Partitions) == 0 {
+			return fmt.Errorf("editlog record %d: %s needs base_table and partitions", r.JournalID, r.Op)
+		}
+	case OpBaseTableInfoRepaired:
+		if r.OldBaseTable == nil || r.NewBaseTable == nil {
+			return fmt.Errorf("editlog record %d: %s needs old_base_table and new_base_table", r.JournalID, r.Op)
+		}
+	case OpUpserted:
+		if r.Definition == nil {
+			return fmt.Errorf("editlog record %d: %s needs mv in full", r.JournalID, r.Op)
+		}
+	case OpRefreshed, OpDropped:
+	default:
+		return fmt.Errorf("editlog record %d: unknown op %q", r.JournalID, r.Op)
+	}
+	return nil
+}
+
+// Encode returns the record's JSON value.
+func Encode(r *Record) ([]byte, error) { return json.Marshal(r) }
+
+// Decode parses a record value.
+func Decode(b []byte) (*Record, error) {
+	var r Record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
