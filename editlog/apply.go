@@ -1,0 +1,181 @@
+package editlog
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/mvrepair/mvrepair/mvstate"
+)
+
+// Result says what Apply did with a record.
+type Result int
+
+// Apply results.
+const (
+	// Applied: the record's changes were made and its journal id recorded.
+	Applied Result = iota
+	// Duplicate: the record's journal id is not above the last applied one
+	// (same epoch): a redelivery, ignored.
+	Duplicate
+	// Stale: the record's epoch is older than the last applied one: a late
+	// write of a fenced (zombie) writer, ignored.
+	Stale
+	// Forked: a newer epoch whose journal id is not above the last applied
+	// one. The new writer started from an earlier point than this reader has
+	// reached, so this reader applied records the new writer never saw. The
+	// record is not applied; the reader must rebuild (see Supersede).
+	Forked
+)
+
+// String names the result for logs and metrics.
+func (r Result) String() string {
+	switch r {
+	case Applied:
+		return "applied"
+	case Duplicate:
+		return "duplicate"
+	case Stale:
+		return "stale"
+	case Forked:
+		return "forked"
+	}
+	return fmt.Sprintf("result(%d)", int(r))
+}
+
+// ErrForked is returned by callers that cannot continue after a Forked result.
+var ErrForked = errors.New("editlog: journal forked by a newer epoch; rebuild from the edit log")
+
+// Apply makes the changes of one record in tx, the single code path used by
+// the live writer, followers, rebuild and tests. A record is applied only if
+// its epoch is not older than the last applied epoch and its journal id is
+// above the last applied journal id (DESIGN.md §4, §7); otherwise it is a
+// no-op and the result says why. A record about an MV the state does not have
+// (other than mv_upserted) changes nothing but still advances the journal.
+//
+// The caller's mvstate.Batch must declare the record's MV (Touches) and, for
+// structural ops, be Structural.
+func Apply(tx *mvstate.Tx, r *Record) (Result, error) {
+	switch {
+	case r.Epoch < tx.Epoch():
+		return Stale, nil
+	case r.JournalID <= tx.JournalID() && r.Epoch == tx.Epoch():
+		return Duplicate, nil
+	case r.JournalID <= tx.JournalID():
+		return Forked, nil
+	}
+	if err := applyOp(tx, r); err != nil {
+		return 0, fmt.Errorf("editlog: apply record %d (%s %s): %w", r.JournalID, r.Op, r.MV.Key(), err)
+	}
+	tx.SetJournal(r.JournalID, r.Epoch)
+	return Applied, nil
+}
+
+func applyOp(tx *mvstate.Tx, r *Record) error {
+	key := r.MV.Key()
+	switch r.Op {
+	case OpUpserted:
+		if r.Definition == nil {
+			return errors.New("mv_upserted without mv")
+		}
+		if r.Definition.Key() != key {
+			return fmt.Errorf("mv_upserted: definition key %s differs from record key %s", r.Definition.Key(), key)
+		}
+		return tx.PutMV(r.Definition)
+	case OpDropped:
+		return tx.DeleteMV(key)
+	}
+	if tx.MV(key) == nil {
+		return nil
+	}
+	switch r.Op {
+	case OpVersionRepaired:
+		if r.BaseTable == nil {
+			return errors.New("mv_version_repaired without base_table")
+		}
+		if err := tx.SetPartitions(key, r.BaseTable.TableID, r.Partitions); err != nil {
+			return err
+		}
+		return tx.SetLastRefreshTime(key, r.MVLastRefreshTime)
+	case OpBaseTableInfoRepaired:
+		if r.OldBaseTable == nil || r.NewBaseTable == nil {
+			return errors.New("mv_base_table_info_repaired without old/new base table")
+		}
+		return tx.ReplaceExternalTable(key, *r.OldBaseTable, *r.NewBaseTable, r.Partitions)
+	case OpRefreshed:
+		for id, pm := range r.VersionMap {
+			if err := tx.SetPartitions(key, id, pm); err != nil {
+				return err
+			}
+		}
+		for bt, pm := range r.ExternalVersionMap {
+			if err := tx.SetExternalPartitions(key, bt, pm); err != nil {
+				return err
+			}
+		}
+		for id, names := range r.Removed {
+			if err := tx.DeletePartitions(key, id, names); err != nil {
+				return err
+			}
+		}
+		return tx.SetLastRefreshTime(key, r.MVLastRefreshTime)
+	}
+	return fmt.Errorf("unknown op %q", r.Op)
+}
+
+// Structural reports whether applying the record may change the MV set or an
+// index (and so needs an exclusive state lock).
+func (r *Record) Structural() bool {
+	return r.Op == OpUpserted || r.Op == OpDropped || r.Op == OpBaseTableInfoRepaired
+}
+
+// Touches returns the MV keys the records change and whether any of them is
+// structural: what an mvstate.Batch must declare.
+func Touches(recs []*Record) ([]mvstate.MVKey, bool) {
+	keys := make([]mvstate.MVKey, 0, len(recs))
+	structural := false
+	for _, r := range recs {
+		keys = append(keys, r.MV.Key())
+		structural = structural || r.Structural()
+	}
+	return keys, structural
+}
+
+// Supersede splits a journal read in log order into the records a rebuild
+// must apply and the ones it must skip because a newer epoch superseded them:
+// a record (epoch e, journal j) is superseded when some record of a newer
+// epoch e' > e has a journal id <= j. That newer writer started from a state
+// before j, so it never saw the record (a zombie's late write, or an
+// unpublished outbox of a writer that lost its role). Duplicates are kept;
+// Apply drops them.
+func Supersede(recs []*Record) (keep, superseded []*Record) {
+	// start[e] = smallest journal id seen for epoch e.
+	start := map[int64]int64{}
+	for _, r := range recs {
+		if s, ok := start[r.Epoch]; !ok || r.JournalID < s {
+			start[r.Epoch] = r.JournalID
+		}
+	}
+	epochs := make([]int64, 0, len(start))
+	for e := range start {
+		epochs = append(epochs, e)
+	}
+	slices.Sort(epochs)
+	// minLater[i] = smallest start among epochs newer than epochs[i].
+	minLater := make(map[int64]int64, len(epochs))
+	var best int64 = -1
+	for i := len(epochs) - 1; i >= 0; i-- {
+		minLater[epochs[i]] = best
+		if s := start[epochs[i]]; best < 0 || s < best {
+			best = s
+		}
+	}
+	for _, r := range recs {
+		if m := minLater[r.Epoch]; m >= 0 && m <= r.JournalID {
+			superseded = append(superseded, r)
+			continue
+		}
+		keep = append(keep, r)
+	}
+	return keep, superseded
+}
