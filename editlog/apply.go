@@ -26,6 +26,11 @@ const (
 	// reached, so this reader applied records the new writer never saw. The
 	// record is not applied; the reader must rebuild (see Supersede).
 	Forked
+	// Gap: the journal id is more than one above the last applied one. The
+	// record is not applied: a writer retries a failed publish as a whole, so
+	// the missing records arrive again before it (or the log is damaged,
+	// which a rebuild reports).
+	Gap
 )
 
 // String names the result for logs and metrics.
@@ -39,6 +44,8 @@ func (r Result) String() string {
 		return "stale"
 	case Forked:
 		return "forked"
+	case Gap:
+		return "gap"
 	}
 	return fmt.Sprintf("result(%d)", int(r))
 }
@@ -49,8 +56,10 @@ var ErrForked = errors.New("editlog: journal forked by a newer epoch; rebuild fr
 // Apply makes the changes of one record in tx, the single code path used by
 // the live writer, followers, rebuild and tests. A record is applied only if
 // its epoch is not older than the last applied epoch and its journal id is
-// above the last applied journal id (DESIGN.md §4, §7); otherwise it is a
-// no-op and the result says why. A record about an MV the state does not have
+// the next one, last applied + 1 (DESIGN.md §4 says "above the last applied";
+// requiring the next one also keeps a reader from skipping records that a
+// retried publish wrote out of order); otherwise it is a no-op and the result
+// says why. A record about an MV the state does not have
 // (other than mv_upserted) changes nothing but still advances the journal.
 //
 // The caller's mvstate.Batch must declare the record's MV (Touches) and, for
@@ -63,6 +72,8 @@ func Apply(tx *mvstate.Tx, r *Record) (Result, error) {
 		return Duplicate, nil
 	case r.JournalID <= tx.JournalID():
 		return Forked, nil
+	case r.JournalID > tx.JournalID()+1:
+		return Gap, nil
 	}
 	if err := applyOp(tx, r); err != nil {
 		return 0, fmt.Errorf("editlog: apply record %d (%s %s): %w", r.JournalID, r.Op, r.MV.Key(), err)
