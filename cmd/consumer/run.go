@@ -1,0 +1,52 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/mvrepair/mvrepair/internal/httpserver"
+	"github.com/mvrepair/mvrepair/internal/service"
+)
+
+func newRunCmd(g *globals) *cobra.Command {
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the service: consume, repair, journal (SIGINT/SIGTERM shut it down gracefully)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			if dryRun {
+				cfg.DryRun = true
+			}
+			log, err := logger(cfg)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			svc, err := service.Open(ctx, cfg, log)
+			if err != nil {
+				return err
+			}
+			defer svc.Close()
+			srv := httpserver.New(cfg.HTTP.Addr, httpserver.Deps{Health: svc, Metrics: svc.Metrics.Handler(), MVs: service.MVReader{Store: svc.Store()}})
+			if err := srv.Start(ctx); err != nil {
+				return err
+			}
+			log.Info().Str("http", srv.Addr()).Strs("brokers", svc.Brokers()).Str("state_dir", cfg.State.Dir).
+				Bool("dry_run", cfg.DryRun).Msg("mvrepair started")
+			runErr := svc.Run(ctx)
+			shutdownCtx, cancel := shutdownContext(cfg.ShutdownTimeout)
+			defer cancel()
+			_ = srv.Shutdown(shutdownCtx)
+			if runErr != nil {
+				return runErr
+			}
+			log.Info().Msg("mvrepair stopped cleanly")
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "decide and log repairs; publish and commit nothing")
+	return cmd
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mvrepair/mvrepair/mvstate"
+)
+
+func newStateCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "state", Short: "Inspect the local state store (stop the service first: the store is locked while it runs)"}
+	var out string
+	export := &cobra.Command{
+		Use:   "export",
+		Short: `Write the whole state as canonical JSON {"journal_id":N,"mvs":[...]} (byte-identical for equal states)`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			s, err := mvstate.Open(cmd.Context(), cfg.State.Dir, mvstate.Options{})
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			w := cmd.OutOrStdout()
+			if out != "" && out != "-" {
+				f, err := os.Create(out)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				bw := bufio.NewWriter(f)
+				if err := s.ExportDurable(cmd.Context(), bw); err != nil {
+					return err
+				}
+				return bw.Flush()
+			}
+			return s.ExportDurable(cmd.Context(), w)
+		},
+	}
+	export.Flags().StringVarP(&out, "out", "o", "-", "output file (- for stdout)")
+	var mv string
+	show := &cobra.Command{
+		Use:   "show",
+		Short: "Show a summary of every MV, or one MV in full (--mv DB_ID:MV_ID or MV_ID)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			s, err := mvstate.Open(cmd.Context(), cfg.State.Dir, mvstate.Options{})
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			w := cmd.OutOrStdout()
+			if mv != "" {
+				key, err := findMV(s, mv)
+				if err != nil {
+					return err
+				}
+				b, err := json.MarshalIndent(s.Get(key), "", "  ")
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(w, "%s\n", b)
+				return err
+			}
+			fmt.Fprintf(w, "journal_id %d, epoch %d, %d MVs\n", s.JournalID(), s.Epoch(), s.Len())
+			fmt.Fprintf(w, "%-8s %-8s %-28s %-7s %-15s %s\n", "DB_ID", "MV_ID", "NAME", "ACTIVE", "LAST_REFRESH", "PARTITIONS")
+			for _, k := range s.Keys() {
+				s.WithMV(k, func(m *mvstate.MV) {
+					n := 0
+					for _, pm := range m.VersionMap {
+						n += len(pm)
+					}
+					for _, pm := range m.ExternalVersionMap {
+						n += len(pm)
+					}
+					fmt.Fprintf(w, "%-8d %-8d %-28s %-7t %-15d %d\n", m.DBID, m.MVID, m.MVName, m.Active, m.LastRefreshTime, n)
+				})
+			}
+			return nil
+		},
+	}
+	show.Flags().StringVar(&mv, "mv", "", "one MV: DB_ID:MV_ID, or MV_ID when unique")
+	cmd.AddCommand(export, show)
+	return cmd
+}
+
+// findMV resolves "db:mv" or a bare mv id.
+func findMV(s *mvstate.Store, spec string) (mvstate.MVKey, error) {
+	if db, id, ok := strings.Cut(spec, ":"); ok {
+		d, err1 := strconv.ParseInt(db, 10, 64)
+		m, err2 := strconv.ParseInt(id, 10, 64)
+		if err1 != nil || err2 != nil {
+			return mvstate.MVKey{}, fmt.Errorf("--mv %q: want DB_ID:MV_ID", spec)
+		}
+		k := mvstate.MVKey{DBID: d, MVID: m}
+		if s.Get(k) == nil {
+			return k, fmt.Errorf("--mv %s: no such MV", spec)
+		}
+		return k, nil
+	}
+	id, err := strconv.ParseInt(spec, 10, 64)
+	if err != nil {
+		return mvstate.MVKey{}, fmt.Errorf("--mv %q: want DB_ID:MV_ID or MV_ID", spec)
+	}
+	var found []mvstate.MVKey
+	for _, k := range s.Keys() {
+		if k.MVID == id {
+			found = append(found, k)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return mvstate.MVKey{}, fmt.Errorf("--mv %s: no such MV", spec)
+	case 1:
+		return found[0], nil
+	}
+	return mvstate.MVKey{}, fmt.Errorf("--mv %s: %d MVs have that id; use DB_ID:MV_ID", spec, len(found))
+}

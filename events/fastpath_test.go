@@ -1,0 +1,49 @@
+package events
+
+import (
+	"reflect"
+	"testing"
+	"unicode/utf8"
+)
+
+// FuzzFastPath checks that the single-pass fast path of Decode accepts only
+// what the general path accepts, with an equal result. (Named so that
+// -fuzz=FuzzDecode selects FuzzDecode alone.)
+func FuzzFastPath(f *testing.F) {
+	for _, s := range []string{
+		`{"kind":"partition_version_changed","db_id":1,"table_id":2,"table_type":"olap","partitions":[{"partition_id":3,"partition_name":"p","last_version":1,"new_version":2,"new_version_time":4,"last_version_time":5}]}`,
+		`{"KIND":"partition_version_changed","Db_Id":1,"table_id":2,"table_type":"x","partitions":[{"partition_id":3,"partition_name":"p","last_version":1,"new_version":2,"new_version_time":4}],"kind":"partition_version_changed"}`,
+		`{"kind":"partition\u005fversion_changed","db_id":1,"table_id":2,"table_type":"olap","partitions":[{"partition_id":3,"partition_name":"p","last_version":1,"new_version":2,"new_version_time":4}]}`,
+		`{"kind":"mv_dropped","db_id":1,"table_id":2,"mv_id":3,"table_type":"olap","partitions":[{"partition_id":3,"partition_name":"p","last_version":1,"new_version":2,"new_version_time":4}]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, value []byte) {
+		fast := decodeFast(value)
+		if fast == nil || !utf8.Valid(value) { // Decode checks UTF-8 before the fast path
+			return
+		}
+		e, de := decode(value)
+		if de != nil {
+			t.Fatalf("fast path accepted what the general path rejects: %v\ninput: %q", de, value)
+		}
+		slow, de := decodePartitionVersionChanged(value)
+		if de != nil || !reflect.DeepEqual(slow, Event(fast)) || !reflect.DeepEqual(e, Event(fast)) {
+			t.Fatalf("paths disagree (%v):\nfast %#v\nslow %#v\ninput: %q", de, fast, slow, value)
+		}
+	})
+}
+
+func TestDecodeFast_leavesOtherRecordsToTheGeneralPath(t *testing.T) {
+	for _, s := range []string{
+		``, `null`, `[]`,
+		`{"kind":"mv_dropped","db_id":1,"mv_id":2}`,
+		`{"kind":"partition\u005fversion_changed","db_id":1,"table_id":2,"table_type":"olap","partitions":[{"partition_id":3,"partition_name":"p","last_version":1,"new_version":2,"new_version_time":4}]}`,
+		`{"kind":"partition_version_changed","db_id":1,"table_id":2,"table_type":"olap","partitions":[{"partition_id":3,"partition_name":"p","last_version":2,"new_version":2,"new_version_time":4}]}`,
+		`{"kind":"partition_version_changed","db_id":"1"}`,
+	} {
+		if e := decodeFast([]byte(s)); e != nil {
+			t.Errorf("decodeFast(%s) = %#v, want nil", s, e)
+		}
+	}
+}

@@ -1,0 +1,241 @@
+package handler
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/mvrepair/mvrepair/editlog"
+	"github.com/mvrepair/mvrepair/events"
+	"github.com/mvrepair/mvrepair/mvstate"
+)
+
+// Process decides a batch of inputs against v and returns the edit-log
+// records to apply and journal (in journal order, ids from opt.NextJournalID
+// without gaps) and one outcome per input, in input order.
+//
+// Process is pure: it does no I/O and never mutates anything reachable from v
+// or in, and no returned record shares a map or slice with them (or with
+// another record). Inputs later in the batch see the effects of earlier ones
+// through a private overlay over v, exactly as if the records decided so far
+// had been applied with editlog.Apply.
+//
+// Repairs of native partitions (rule §3.1) are grouped: one
+// mv_version_repaired record per (MV, base table) per batch, carrying only the
+// changed entries. Such a record is emitted ("sealed") just before any later
+// record of another op for the same MV, so that each MV's effects keep their
+// order; the rest are emitted at the end in (MV key, table id) order.
+func Process(v View, in []Input, opt Options) Result {
+	b := &batch{
+		ov:       newOverlay(v),
+		opt:      opt,
+		next:     opt.NextJournalID,
+		outcomes: make([]Outcome, len(in)),
+	}
+	for i := range in {
+		b.outcomes[i].Input = in[i]
+		b.process(i)
+	}
+	b.sealAll()
+	return Result{Records: b.records, Outcomes: b.outcomes}
+}
+
+// batch is the state of one Process call.
+type batch struct {
+	ov       *overlay
+	opt      Options
+	next     int64
+	records  []*editlog.Record
+	outcomes []Outcome
+
+	// pending holds the open mv_version_repaired records, by (MV, table).
+	pending     map[pendingKey]*pendingRepair
+	pendingByMV map[mvstate.MVKey][]*pendingRepair
+}
+
+type pendingKey struct {
+	mv    mvstate.MVKey
+	table int64
+}
+
+// pendingRepair is an mv_version_repaired record being built.
+type pendingRepair struct {
+	key       pendingKey
+	mv        editlog.MVRef
+	baseTable mvstate.BaseTableInfo
+	// parts holds the final values of the changed entries; prev their values
+	// before the record's first change. Both are owned by the record.
+	parts   mvstate.PartitionMap
+	prev    mvstate.PartitionMap
+	causes  []editlog.Cause
+	inputs  []int // outcome indices of the contributing inputs
+	overlay *mvOverlay
+}
+
+func (b *batch) process(i int) {
+	out := &b.outcomes[i]
+	src := out.Input.Source
+	if applied := b.ov.v.AppliedOffset(src.Topic, src.Partition); src.Offset < applied {
+		out.Skips = append(out.Skips, Skip{Reason: SkipAlreadyApplied,
+			Detail: fmt.Sprintf("%s[%d] offset %d is below the applied offset %d", src.Topic, src.Partition, src.Offset, applied)})
+		return
+	}
+	switch ev := out.Input.Event.(type) {
+	case *events.PartitionVersionChanged:
+		if ev == nil {
+			b.dlq(out, events.ReasonInvalidEvent, "nil partition_version_changed event")
+			return
+		}
+		b.partitionVersionChanged(i, ev)
+	case *events.ExternalTableRecreated:
+		if ev == nil {
+			b.dlq(out, events.ReasonInvalidEvent, "nil external_table_recreated event")
+			return
+		}
+		b.externalTableRecreated(i, ev)
+	case *events.MVUpserted:
+		if ev == nil || ev.MV == nil {
+			b.dlq(out, events.ReasonInvalidEvent, "mv_upserted without mv")
+			return
+		}
+		b.mvUpserted(i, ev)
+	case *events.MVRefreshed:
+		if ev == nil {
+			b.dlq(out, events.ReasonInvalidEvent, "nil mv_refreshed event")
+			return
+		}
+		b.mvRefreshed(i, ev)
+	case *events.MVDropped:
+		if ev == nil {
+			b.dlq(out, events.ReasonInvalidEvent, "nil mv_dropped event")
+			return
+		}
+		b.mvDropped(i, ev)
+	default:
+		b.dlq(out, events.ReasonUnknownKind, fmt.Sprintf("event type %T is not handled", out.Input.Event))
+	}
+}
+
+func (b *batch) dlq(out *Outcome, r events.Reason, msg string) {
+	out.DLQ = &events.DecodeError{Reason: r, Msg: msg}
+}
+
+func (b *batch) skip(i int, s Skip) {
+	b.outcomes[i].Skips = append(b.outcomes[i].Skips, s)
+}
+
+// emit stamps rec with the next journal id, the epoch and the time, appends
+// it, and lists its id in the outcomes of the contributing inputs.
+func (b *batch) emit(rec *editlog.Record, inputs ...int) {
+	rec.JournalID = b.next
+	b.next++
+	rec.Epoch = b.opt.Epoch
+	rec.At = b.opt.Now
+	b.records = append(b.records, rec)
+	for _, i := range inputs {
+		ids := b.outcomes[i].Records
+		if len(ids) == 0 || ids[len(ids)-1] != rec.JournalID {
+			b.outcomes[i].Records = append(ids, rec.JournalID)
+		}
+	}
+}
+
+// emitOther emits a record of an op other than mv_version_repaired for MV k
+// from input i. The caller seals k's pending repairs before it changes the
+// overlay (sealing reads the MV's current last_refresh_time); sealing here
+// again is a no-op that keeps the order guarantee local.
+func (b *batch) emitOther(k mvstate.MVKey, rec *editlog.Record, i int) {
+	b.sealMV(k)
+	rec.Causes = []editlog.Cause{b.outcomes[i].Input.Source}
+	b.emit(rec, i)
+}
+
+// pendingFor returns the open repair record of (MV e, table), creating it.
+func (b *batch) pendingFor(e *mvOverlay, table int64, bt mvstate.BaseTableInfo) *pendingRepair {
+	k := pendingKey{mv: e.key, table: table}
+	if p, ok := b.pending[k]; ok {
+		return p
+	}
+	if b.pending == nil {
+		b.pending = make(map[pendingKey]*pendingRepair)
+		b.pendingByMV = make(map[mvstate.MVKey][]*pendingRepair)
+	}
+	p := &pendingRepair{
+		key:       k,
+		mv:        editlog.MVRef{DBID: e.key.DBID, MVID: e.key.MVID, MVName: e.name()},
+		baseTable: bt,
+		parts:     make(mvstate.PartitionMap, 1),
+		prev:      make(mvstate.PartitionMap, 1),
+		overlay:   e,
+	}
+	b.pending[k] = p
+	b.pendingByMV[e.key] = append(b.pendingByMV[e.key], p)
+	return p
+}
+
+// contribute notes that input i changed something in p.
+func (p *pendingRepair) contribute(i int, src editlog.Cause) {
+	if n := len(p.inputs); n == 0 || p.inputs[n-1] != i {
+		p.inputs = append(p.inputs, i)
+	}
+	if !slices.Contains(p.causes, src) {
+		p.causes = append(p.causes, src)
+	}
+}
+
+// sealMV emits MV k's pending repair records in table id order.
+func (b *batch) sealMV(k mvstate.MVKey) {
+	ps := b.pendingByMV[k]
+	if len(ps) == 0 {
+		return
+	}
+	delete(b.pendingByMV, k)
+	slices.SortFunc(ps, func(x, y *pendingRepair) int { return cmpInt64(x.key.table, y.key.table) })
+	for _, p := range ps {
+		b.sealOne(p)
+	}
+}
+
+// sealAll emits every pending repair record in (MV key, table id) order.
+func (b *batch) sealAll() {
+	ps := make([]*pendingRepair, 0, len(b.pending))
+	for _, p := range b.pending {
+		ps = append(ps, p)
+	}
+	slices.SortFunc(ps, func(x, y *pendingRepair) int {
+		if c := compareKeys(x.key.mv, y.key.mv); c != 0 {
+			return c
+		}
+		return cmpInt64(x.key.table, y.key.table)
+	})
+	for _, p := range ps {
+		b.sealOne(p)
+	}
+	b.pendingByMV = nil
+}
+
+func (b *batch) sealOne(p *pendingRepair) {
+	delete(b.pending, p.key)
+	bt := p.baseTable
+	rec := &editlog.Record{
+		Op:         editlog.OpVersionRepaired,
+		MV:         p.mv,
+		BaseTable:  &bt,
+		Partitions: p.parts,
+		Previous:   p.prev,
+		// The MV's last_refresh_time as it results from everything decided
+		// so far: any other op on this MV would have sealed p first.
+		MVLastRefreshTime: p.overlay.lrt,
+		Causes:            p.causes,
+	}
+	b.emit(rec, p.inputs...)
+}
+
+func cmpInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

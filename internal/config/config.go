@@ -1,0 +1,242 @@
+// Package config is the service's typed, validated configuration (DESIGN.md
+// §6).
+//
+// Values come from three layers, highest priority first:
+//
+//  1. environment variables MVREPAIR_<KEY>, the key upper-cased with dots
+//     replaced by underscores (kafka.topics.edit_log → MVREPAIR_KAFKA_TOPICS_EDIT_LOG);
+//  2. an optional YAML file;
+//  3. the built-in defaults of [Default], which the repository's config.yaml
+//     mirrors key for key.
+//
+// Every key is bound explicitly, by walking the [Config] struct, so an
+// environment variable overrides a key even when the file does not mention it
+// (the trap of spf13/viper#761, where AutomaticEnv alone ignores keys viper
+// has not otherwise seen). Unknown keys in the file are an error, as are
+// values that do not parse or fail validation; every error names its key.
+package config
+
+import (
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// EnvPrefix starts the name of every environment variable that overrides a
+// key.
+const EnvPrefix = "MVREPAIR_"
+
+// EmbeddedBrokers is the kafka.brokers value that runs an in-process
+// Kafka-protocol broker instead of dialing external ones.
+const EmbeddedBrokers = "embedded"
+
+// Config is the whole configuration. Each field's `key` tag is its path
+// segment and its `help` tag the one-line description shown by [Keys] and in
+// config.yaml; the field order is the order of config.yaml.
+type Config struct {
+	Log             Log           `key:"log"`
+	State           State         `key:"state"`
+	Kafka           Kafka         `key:"kafka"`
+	Batch           Batch         `key:"batch"`
+	Retry           Retry         `key:"retry"`
+	HTTP            HTTP          `key:"http"`
+	ShutdownTimeout time.Duration `key:"shutdown_timeout" help:"Budget for a graceful shutdown: finish the batch in flight, commit, close clients."`
+	Metrics         Metrics       `key:"metrics"`
+	DryRun          bool          `key:"dry_run" help:"Decide and log repairs without applying or journaling them: state, edit log and offsets stay untouched."`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `key:"level" help:"Minimum log level: debug|info|warn|error."`
+	Format string `key:"format" help:"Log format: json (one object per line) or console (human-readable)."`
+}
+
+// State configures the local state store.
+type State struct {
+	Dir string `key:"dir" help:"Directory of the local state store (and of the embedded broker's data)."`
+}
+
+// Kafka configures the Kafka clients, the consumer group and the topics.
+type Kafka struct {
+	Brokers            string        `key:"brokers" list:"true" help:"Comma-separated bootstrap brokers (host:port), or \"embedded\" for an in-process broker."`
+	EmbeddedAddr       string        `key:"embedded_addr" help:"Listen address (host:port) of the embedded broker when kafka.brokers is \"embedded\"."`
+	ClientID           string        `key:"client_id" help:"Kafka client id sent with every request."`
+	GroupID            string        `key:"group_id" help:"Consumer group shared by the active instance and its hot standbys."`
+	InstanceName       string        `key:"instance_name" help:"This instance's name in the group, logs and metrics; empty means the hostname."`
+	Balancer           string        `key:"balancer" help:"Group balancer: single-active (one member owns every input partition) or range."`
+	CreateTopics       bool          `key:"create_topics" help:"Create missing topics at start with kafka.partitions and kafka.replication_factor."`
+	Partitions         int           `key:"partitions" help:"Partition count of topics created at start."`
+	ReplicationFactor  int           `key:"replication_factor" help:"Replication factor of topics created at start."`
+	SessionTimeout     time.Duration `key:"session_timeout" help:"Group session timeout: a member silent this long is evicted."`
+	HeartbeatInterval  time.Duration `key:"heartbeat_interval" help:"Group heartbeat interval; must be less than kafka.session_timeout."`
+	RebalanceTimeout   time.Duration `key:"rebalance_timeout" help:"Time members get to finish their batch and rejoin during a rebalance."`
+	Topics             Topics        `key:"topics"`
+	EditLogRetentionMs int64         `key:"edit_log_retention_ms" help:"retention.ms of a created edit-log topic; -1 keeps the journal forever."`
+	Writer             Writer        `key:"writer"`
+	Reader             Reader        `key:"reader"`
+}
+
+// Topics names the topics the service reads and writes.
+type Topics struct {
+	Input   string `key:"input" help:"Input topic of partition-version-changed and external-table-recreated events."`
+	Catalog string `key:"catalog" help:"Catalog topic of mv_upserted, mv_refreshed and mv_dropped events."`
+	EditLog string `key:"edit_log" help:"Edit-log topic: the journal of every state change, tailed by followers."`
+	DLQ     string `key:"dlq" help:"Dead-letter topic for input records that cannot be decoded or applied."`
+}
+
+// Writer configures the Kafka producers (edit log and DLQ).
+type Writer struct {
+	BatchTimeout time.Duration `key:"batch_timeout" help:"Longest a produced record waits for its batch to fill."`
+	BatchSize    int           `key:"batch_size" help:"Most records per produce batch."`
+	WriteTimeout time.Duration `key:"write_timeout" help:"Timeout of one produce request."`
+	Compression  string        `key:"compression" help:"Produce compression: none|gzip|snappy|lz4|zstd."`
+}
+
+// Reader configures the Kafka consumers.
+type Reader struct {
+	MaxWait       time.Duration `key:"max_wait" help:"Longest a fetch waits for kafka.reader.max_bytes to accumulate."`
+	MaxBytes      int           `key:"max_bytes" help:"Most bytes per fetch response."`
+	QueueCapacity int           `key:"queue_capacity" help:"Messages buffered ahead of the consumer per reader."`
+}
+
+// Batch configures how input events are grouped into one local commit.
+type Batch struct {
+	MaxEvents int           `key:"max_events" help:"Most events per batch (1-100000)."`
+	MaxWait   time.Duration `key:"max_wait" help:"Longest the first event of a batch waits for more."`
+}
+
+// Retry configures the exponential backoff of transient failures.
+type Retry struct {
+	InitialInterval time.Duration `key:"initial_interval" help:"First backoff interval."`
+	MaxInterval     time.Duration `key:"max_interval" help:"Largest backoff interval."`
+	Multiplier      float64       `key:"multiplier" help:"Growth factor of the backoff interval (>= 1)."`
+	MaxElapsedTime  time.Duration `key:"max_elapsed_time" help:"Give up retrying after this long; must be less than kafka.rebalance_timeout."`
+}
+
+// HTTP configures the operator HTTP server.
+type HTTP struct {
+	Addr string `key:"addr" help:"Listen address of /livez, /readyz, /metrics and /v1/mvs."`
+}
+
+// Metrics configures metric collection.
+type Metrics struct {
+	LagInterval time.Duration `key:"lag_interval" help:"How often consumer lag per partition is measured."`
+}
+
+// Default returns the built-in defaults. The repository's config.yaml holds
+// exactly these values (a test keeps the two equal).
+func Default() Config {
+	return Config{
+		Log:   Log{Level: "info", Format: "json"},
+		State: State{Dir: "./data"},
+		Kafka: Kafka{
+			Brokers:           EmbeddedBrokers,
+			EmbeddedAddr:      "127.0.0.1:9092",
+			ClientID:          "mvrepair",
+			GroupID:           "mvrepair",
+			InstanceName:      "",
+			Balancer:          BalancerSingleActive,
+			CreateTopics:      true,
+			Partitions:        6,
+			ReplicationFactor: 1,
+			SessionTimeout:    10 * time.Second,
+			HeartbeatInterval: time.Second,
+			RebalanceTimeout:  30 * time.Second,
+			Topics: Topics{
+				Input:   "partition-version-changed",
+				Catalog: "mv-catalog",
+				EditLog: "mv-edit-log",
+				DLQ:     "mv-repair-dlq",
+			},
+			EditLogRetentionMs: -1,
+			Writer: Writer{
+				BatchTimeout: 2 * time.Millisecond,
+				BatchSize:    1000,
+				WriteTimeout: 10 * time.Second,
+				Compression:  "none",
+			},
+			Reader: Reader{
+				MaxWait:       100 * time.Millisecond,
+				MaxBytes:      10 << 20,
+				QueueCapacity: 1000,
+			},
+		},
+		Batch: Batch{MaxEvents: 1000, MaxWait: 20 * time.Millisecond},
+		Retry: Retry{
+			InitialInterval: 50 * time.Millisecond,
+			MaxInterval:     2 * time.Second,
+			Multiplier:      2,
+			MaxElapsedTime:  20 * time.Second,
+		},
+		HTTP:            HTTP{Addr: ":8080"},
+		ShutdownTimeout: 20 * time.Second,
+		Metrics:         Metrics{LagInterval: 10 * time.Second},
+		DryRun:          false,
+	}
+}
+
+// The kafka.balancer values.
+const (
+	// BalancerSingleActive gives every input partition to one member, so the
+	// group protocol elects the active writer (DESIGN.md §7).
+	BalancerSingleActive = "single-active"
+	// BalancerRange is kafka-go's range balancer (for experiments only: it
+	// splits partitions across members).
+	BalancerRange = "range"
+)
+
+// Embedded reports whether kafka.brokers asks for the in-process broker.
+func (c *Config) Embedded() bool {
+	return strings.EqualFold(strings.TrimSpace(c.Kafka.Brokers), EmbeddedBrokers)
+}
+
+// BrokerList returns the bootstrap addresses clients should dial: the
+// kafka.brokers list split on commas (blanks trimmed, empty items dropped),
+// or kafka.embedded_addr alone when the brokers are [EmbeddedBrokers].
+func (c *Config) BrokerList() []string {
+	if c.Embedded() {
+		return []string{c.Kafka.EmbeddedAddr}
+	}
+	return splitList(c.Kafka.Brokers)
+}
+
+// InstanceName returns kafka.instance_name, or the hostname when it is empty,
+// or "mvrepair-<pid>" when the hostname is unknown.
+func (c *Config) InstanceName() string {
+	if n := strings.TrimSpace(c.Kafka.InstanceName); n != "" {
+		return n
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "mvrepair-" + strconv.Itoa(os.Getpid())
+}
+
+// All returns the four topic names in a fixed order: input, catalog, edit
+// log, DLQ.
+func (t Topics) All() []string {
+	return []string{t.Input, t.Catalog, t.EditLog, t.DLQ}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// validHostPort reports whether s is host:port with a numeric port of at
+// least minPort (an empty host means every interface).
+func validHostPort(s string, minPort int) bool {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || strings.ContainsAny(host, " \t") {
+		return false
+	}
+	p, err := strconv.Atoi(port)
+	return err == nil && p >= minPort && p <= 65535
+}

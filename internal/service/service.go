@@ -1,0 +1,421 @@
+// Package service wires the parts into the running service of DESIGN.md: the
+// state store, the Kafka clients (or the embedded broker), the consumer
+// group whose single active member runs the writer pipeline while the others
+// follow the edit log, the HTTP surface, and graceful shutdown.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mvrepair/mvrepair/editlog"
+	"github.com/mvrepair/mvrepair/internal/config"
+	"github.com/mvrepair/mvrepair/internal/embedded"
+	"github.com/mvrepair/mvrepair/internal/kafkaio"
+	"github.com/mvrepair/mvrepair/internal/metrics"
+	"github.com/mvrepair/mvrepair/internal/pipeline"
+	"github.com/mvrepair/mvrepair/mvstate"
+)
+
+// Service is one running instance.
+type Service struct {
+	cfg     *config.Config
+	log     zerolog.Logger
+	Metrics *metrics.Metrics
+
+	store    *mvstate.Store
+	broker   *embedded.Broker
+	brokers  []string
+	admin    *kafkaio.Admin
+	producer *kafkaio.Producer
+	topics   pipeline.Topics
+
+	joined    atomic.Bool  // a generation was received
+	active    atomic.Bool  // this instance is the writer
+	brokerErr atomic.Value // error from the last broker ping (errBox)
+	fatal     atomic.Value // errBox: set when the loop died
+
+	closeOnce sync.Once
+}
+
+type errBox struct{ err error }
+
+// Open prepares a service: opens the store, starts the embedded broker when
+// configured, connects the Kafka clients and creates topics. It does not
+// consume; call Run.
+func Open(ctx context.Context, cfg *config.Config, log zerolog.Logger) (s *Service, err error) {
+	s = &Service{cfg: cfg, log: log, Metrics: metrics.New(),
+		topics: pipeline.Topics{Input: cfg.Kafka.Topics.Input, Catalog: cfg.Kafka.Topics.Catalog,
+			EditLog: cfg.Kafka.Topics.EditLog, DLQ: cfg.Kafka.Topics.DLQ}}
+	s.brokerErr.Store(errBox{})
+	s.fatal.Store(errBox{})
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if s.store, err = mvstate.Open(ctx, cfg.State.Dir, mvstate.Options{}); err != nil {
+		return nil, err
+	}
+	s.brokers = cfg.BrokerList()
+	if cfg.Embedded() {
+		s.broker, err = embedded.Start(ctx, embedded.Config{Addr: cfg.Kafka.EmbeddedAddr,
+			DataDir: filepath.Join(cfg.State.Dir, "kafka")})
+		if err != nil {
+			return nil, fmt.Errorf("service: embedded broker: %w", err)
+		}
+		s.brokers = []string{s.broker.Addr()}
+		log.Info().Str("addr", s.broker.Addr()).Msg("embedded Kafka-protocol broker started")
+	}
+	if s.admin, err = kafkaio.NewAdmin(kafkaio.AdminConfig{Brokers: s.brokers, ClientID: cfg.Kafka.ClientID}); err != nil {
+		return nil, err
+	}
+	if cfg.Kafka.CreateTopics {
+		if err = s.admin.EnsureTopics(ctx, TopicSpecs(cfg)); err != nil {
+			return nil, fmt.Errorf("service: create topics: %w", err)
+		}
+	}
+	if parts, perr := s.admin.Partitions(ctx, s.topics.EditLog); perr == nil && len(parts) != 1 {
+		return nil, fmt.Errorf("service: edit-log topic %q has %d partitions; the journal needs exactly 1 (a total order)", s.topics.EditLog, len(parts))
+	}
+	s.producer, err = kafkaio.NewProducer(kafkaio.ProducerConfig{Brokers: s.brokers, ClientID: cfg.Kafka.ClientID,
+		BatchTimeout: cfg.Kafka.Writer.BatchTimeout, BatchSize: cfg.Kafka.Writer.BatchSize,
+		WriteTimeout: cfg.Kafka.Writer.WriteTimeout, Compression: cfg.Kafka.Writer.Compression, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// TopicSpecs are the topics the service creates: input and catalog topics
+// and the DLQ with kafka.partitions; the edit log with one partition (the
+// journal is one total order) and the configured retention.
+func TopicSpecs(cfg *config.Config) []kafkaio.TopicSpec {
+	k := cfg.Kafka
+	return []kafkaio.TopicSpec{
+		{Name: k.Topics.Input, Partitions: k.Partitions, ReplicationFactor: k.ReplicationFactor},
+		{Name: k.Topics.Catalog, Partitions: k.Partitions, ReplicationFactor: k.ReplicationFactor},
+		{Name: k.Topics.EditLog, Partitions: 1, ReplicationFactor: k.ReplicationFactor,
+			Configs: map[string]string{"retention.ms": fmt.Sprint(k.EditLogRetentionMs), "cleanup.policy": "delete"}},
+		{Name: k.Topics.DLQ, Partitions: k.Partitions, ReplicationFactor: k.ReplicationFactor},
+	}
+}
+
+// Store returns the state store.
+func (s *Service) Store() *mvstate.Store { return s.store }
+
+// Brokers returns the bootstrap brokers in use (the embedded one's address
+// when embedded).
+func (s *Service) Brokers() []string { return s.brokers }
+
+// Topics returns the topic names in use.
+func (s *Service) Topics() pipeline.Topics { return s.topics }
+
+// Admin returns the admin client.
+func (s *Service) Admin() *kafkaio.Admin { return s.admin }
+
+// Producer returns the producer.
+func (s *Service) Producer() *kafkaio.Producer { return s.producer }
+
+// Active reports whether this instance is the writer now.
+func (s *Service) Active() bool { return s.active.Load() }
+
+// Close releases everything Open acquired. It is safe to call twice.
+func (s *Service) Close() {
+	s.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if s.producer != nil {
+			_ = s.producer.Close(ctx)
+		}
+		if s.admin != nil {
+			_ = s.admin.Close()
+		}
+		if s.store != nil {
+			_ = s.store.Close()
+		}
+		if s.broker != nil {
+			s.broker.Close()
+		}
+	})
+}
+
+// Live is the /livez check: the process is healthy (its loop has not died).
+func (s *Service) Live() error {
+	if b := s.fatal.Load().(errBox); b.err != nil {
+		return b.err
+	}
+	return nil
+}
+
+// Ready is the /readyz check: store open, broker reachable, group joined.
+func (s *Service) Ready() error {
+	if err := s.Live(); err != nil {
+		return err
+	}
+	if b := s.brokerErr.Load().(errBox); b.err != nil {
+		return fmt.Errorf("broker unreachable: %w", b.err)
+	}
+	if !s.joined.Load() {
+		return errors.New("consumer group not joined yet")
+	}
+	return nil
+}
+
+func (s *Service) follower() *pipeline.Follower {
+	fcfg := s.fetcherConfig()
+	return &pipeline.Follower{Store: s.store, Topic: s.topics.EditLog, Log: s.log.With().Str("role", "follower").Logger(),
+		Obs: followerObs{s.Metrics},
+		Open: func(ctx context.Context, start map[int]int64) (pipeline.Tail, error) {
+			return kafkaio.NewTopicTail(ctx, fcfg, s.topics.EditLog, start)
+		},
+		HWM: func(ctx context.Context) (map[int]int64, error) {
+			offs, err := s.admin.ListOffsets(ctx, s.topics.EditLog)
+			if err != nil {
+				return nil, err
+			}
+			out := make(map[int]int64, len(offs))
+			for p, o := range offs {
+				out[p] = o.Last
+			}
+			return out, nil
+		}}
+}
+
+func (s *Service) fetcherConfig() kafkaio.FetcherConfig {
+	return kafkaio.FetcherConfig{Brokers: s.brokers, ClientID: s.cfg.Kafka.ClientID, MaxWait: s.cfg.Kafka.Reader.MaxWait,
+		MaxBytes: s.cfg.Kafka.Reader.MaxBytes, QueueCapacity: s.cfg.Kafka.Reader.QueueCapacity, Logger: s.log}
+}
+
+// RestoreIfEmpty rebuilds an empty store from the edit log (DESIGN.md §7: a
+// lost state dir is not a disaster). It reports how many records it applied.
+func (s *Service) RestoreIfEmpty(ctx context.Context) (int, error) {
+	if s.store.JournalID() != 0 || s.store.Len() != 0 || len(s.store.Offsets()) != 0 {
+		return 0, nil
+	}
+	st, err := s.follower().CatchUp(ctx)
+	if err != nil {
+		return st.Applied, fmt.Errorf("service: restore from edit log: %w", err)
+	}
+	if st.Applied > 0 {
+		s.log.Info().Int("records", st.Applied).Int64("journal_id", s.store.JournalID()).
+			Msg("empty state dir restored from the edit log")
+	}
+	return st.Applied, nil
+}
+
+func (s *Service) writer(dryRun bool) *pipeline.Writer {
+	c := s.cfg
+	return &pipeline.Writer{
+		Proc: &pipeline.Processor{Store: s.store, Topics: s.topics, Log: s.log, Obs: procObs{s.Metrics}, DryRun: dryRun},
+		Pub:  s.producer,
+		Cfg: pipeline.WriterConfig{MaxEvents: c.Batch.MaxEvents, MaxWait: c.Batch.MaxWait,
+			FinishTimeout: c.ShutdownTimeout,
+			Retry: pipeline.RetryPolicy{InitialInterval: c.Retry.InitialInterval, MaxInterval: c.Retry.MaxInterval,
+				Multiplier: c.Retry.Multiplier, MaxElapsedTime: c.Retry.MaxElapsedTime}},
+		Log: s.log,
+		Obs: writerObs{s.Metrics},
+	}
+}
+
+// Run joins the group and serves until ctx ends, then shuts down gracefully:
+// the batch in flight is finished, published and committed, and the member
+// leaves the group. It returns nil after a clean shutdown.
+func (s *Service) Run(ctx context.Context) error {
+	if _, err := s.RestoreIfEmpty(ctx); err != nil {
+		return err
+	}
+	name := s.cfg.Kafka.InstanceName
+	if name == "" {
+		name, _ = os.Hostname()
+	}
+	group, err := kafkaio.NewGroup(kafkaio.GroupConfig{Brokers: s.brokers, GroupID: s.cfg.Kafka.GroupID,
+		Topics: []string{s.topics.Input, s.topics.Catalog}, ClientID: s.cfg.Kafka.ClientID, InstanceName: name,
+		Balancer: s.cfg.Kafka.Balancer, SessionTimeout: s.cfg.Kafka.SessionTimeout,
+		HeartbeatInterval: s.cfg.Kafka.HeartbeatInterval, RebalanceTimeout: s.cfg.Kafka.RebalanceTimeout,
+		Logger: s.log})
+	if err != nil {
+		return err
+	}
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	var bgWG sync.WaitGroup
+	bgWG.Add(1)
+	go func() { defer bgWG.Done(); s.watch(bg) }()
+
+	var genWG sync.WaitGroup
+	w := s.writer(s.cfg.DryRun)
+	loopErr := make(chan error, 1)
+	go func() {
+		for {
+			gen, err := group.Next(ctx)
+			if err != nil {
+				loopErr <- err
+				return
+			}
+			s.joined.Store(true)
+			s.Metrics.SetActive(gen.Active())
+			s.active.Store(gen.Active())
+			genWG.Add(1)
+			if gen.Active() {
+				s.log.Info().Int64("generation", gen.ID()).Str("member", gen.MemberID()).Msg("active: consuming input")
+				gen.Run(func(gctx context.Context) { defer genWG.Done(); s.runActive(gctx, gen, w) })
+			} else {
+				s.log.Info().Int64("generation", gen.ID()).Msg("standby: following the edit log")
+				gen.Run(func(gctx context.Context) { defer genWG.Done(); s.runStandby(gctx) })
+			}
+		}
+	}()
+	<-ctx.Done()
+	s.log.Info().Msg("shutting down: finishing the batch in flight")
+	closed := make(chan error, 1)
+	go func() { closed <- group.Close() }()
+	select {
+	case err = <-closed:
+	case <-time.After(s.cfg.ShutdownTimeout):
+		err = errors.New("service: group close timed out")
+	}
+	waitTimeout(&genWG, s.cfg.ShutdownTimeout)
+	stopBG()
+	bgWG.Wait()
+	select {
+	case lerr := <-loopErr:
+		if err == nil && lerr != nil && !errors.Is(lerr, context.Canceled) && ctx.Err() == nil {
+			err = lerr
+		}
+	default:
+	}
+	if b := s.fatal.Load().(errBox); b.err != nil {
+		return b.err
+	}
+	return err
+}
+
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
+}
+
+// runActive is the writer role for one generation: restore barrier, outbox
+// leftovers, then batches until the generation ends.
+func (s *Service) runActive(ctx context.Context, gen *kafkaio.Generation, w *pipeline.Writer) {
+	epoch := max(gen.ID(), s.store.Epoch()+1)
+	s.Metrics.SetEpoch(epoch)
+	log := s.log.With().Int64("epoch", epoch).Logger()
+	delay := s.cfg.Retry.InitialInterval
+	for ctx.Err() == nil {
+		err := s.activeOnce(ctx, gen, w, epoch, log)
+		if err == nil || errors.Is(err, pipeline.ErrStopped) || ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, kafkaio.ErrFenced) {
+			log.Warn().Err(err).Msg("lost the writer role; waiting for the next generation")
+			return
+		}
+		if errors.Is(err, mvstate.ErrNotLocked) || errors.Is(err, pipeline.ErrInconsistent) {
+			s.fatal.Store(errBox{err})
+			log.Error().Err(err).Msg("internal error; stopping")
+			return
+		}
+		log.Error().Err(err).Dur("retry_in", delay).Msg("writer pipeline failed; restarting it")
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, s.cfg.Retry.MaxInterval)
+	}
+}
+
+func (s *Service) activeOnce(ctx context.Context, gen *kafkaio.Generation, w *pipeline.Writer, epoch int64, log zerolog.Logger) error {
+	f := s.follower()
+	st, err := f.CatchUp(ctx)
+	if pipeline.IsForked(err) {
+		log.Error().Msg("the edit log was forked by a newer writer past this store; rebuild this instance's state (consumer rebuild --from-edit-log)")
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	if st.Applied > 0 {
+		log.Info().Int("records", st.Applied).Int64("journal_id", s.store.JournalID()).Msg("restore barrier applied edit-log records")
+	}
+	if n, err := w.PublishLeftovers(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		log.Info().Int("messages", n).Msg("published outbox leftovers")
+	}
+	start, err := w.SyncOffsets(ctx, gen, gen.Assignments())
+	if err != nil {
+		return err
+	}
+	fetcher, err := kafkaio.NewFetcher(ctx, s.fetcherConfig(), start)
+	if err != nil {
+		return err
+	}
+	defer fetcher.Close()
+	return w.Run(ctx, fetcher, gen, epoch)
+}
+
+// runStandby is the follower role for one generation.
+func (s *Service) runStandby(ctx context.Context) {
+	for ctx.Err() == nil {
+		_, err := s.follower().Follow(ctx)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		if pipeline.IsForked(err) {
+			s.log.Error().Err(err).Msg("edit log forked past this standby's state; rebuild it (consumer rebuild --from-edit-log)")
+			s.fatal.Store(errBox{fmt.Errorf("standby state forked: %w", editlog.ErrForked)})
+			return
+		}
+		s.log.Warn().Err(err).Msg("following the edit log failed; retrying")
+		select {
+		case <-ctx.Done():
+		case <-time.After(s.cfg.Retry.MaxInterval):
+		}
+	}
+}
+
+// watch pings the broker for /readyz and measures consumer lag.
+func (s *Service) watch(ctx context.Context) {
+	t := time.NewTicker(min(s.cfg.Metrics.LagInterval, 5*time.Second))
+	defer t.Stop()
+	lastLag := time.Time{}
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := s.admin.Ping(pctx)
+		cancel()
+		s.brokerErr.Store(errBox{err})
+		if err == nil && time.Since(lastLag) >= s.cfg.Metrics.LagInterval {
+			lastLag = time.Now()
+			lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			lag, err := kafkaio.Lag(lctx, s.admin, s.cfg.Kafka.GroupID, []string{s.topics.Input, s.topics.Catalog})
+			cancel()
+			if err == nil {
+				for topic, parts := range lag {
+					for p, l := range parts {
+						s.Metrics.SetConsumerLag(topic, p, l)
+					}
+				}
+			}
+		}
+		s.Metrics.SetJournalID(s.store.JournalID())
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
