@@ -49,7 +49,7 @@ func crashBatch(i int) mvstate.Batch {
 		}
 		for k, key := range keys {
 			if err := tx.SetPartitions(key, 20001, mvstate.PartitionMap{
-				partName((i + k) % 20): mvstate.NewBasePartitionInfo(int64(i), int64(i), int64(i)),
+				partName((i + k) % 20):   mvstate.NewBasePartitionInfo(int64(i), int64(i), int64(i)),
 				partName((i*7 + k) % 20): mvstate.NewBasePartitionInfo(int64(k), int64(i), int64(i+1)),
 			}); err != nil {
 				return err

@@ -49,6 +49,8 @@ MAVEN_REPO="${MVREPAIR_MAVEN_REPO:-https://repo1.maven.org/maven2}"
 START_TIMEOUT="${MVREPAIR_KAFKA_START_TIMEOUT:-120}"
 HEAP_OPTS="${MVREPAIR_KAFKA_HEAP:--Xms128m -Xmx512m}"
 DEP_PLUGIN="org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
+LOG4J2_FALLBACK=2.24.3   # log4j2 shipped with Kafka 4.0 (used if the pom has none)
+RELOAD4J_VERSION=1.2.25  # log4j 1.x backend shipped with Kafka 3.9
 MARKER=".mvrepair-kafka"      # marks KDIR as ours (safe to wipe)
 PID_FILE="$KDIR/kafka.pid"
 STATE_FILE="$KDIR/broker.state"
@@ -182,18 +184,24 @@ ensure_libs() { # $1 = version; prints libs dir
   local -a extra=()
   api=$(find_jar "$tmp" 'slf4j-api-*.jar') || { rm -rf "$tmp"; die "slf4j-api not among kafka deps"; }
   api=${api##*/slf4j-api-}; api=${api%.jar}
-  if core=$(find_jar "$tmp" 'log4j-core-*.jar'); then
-    # Kafka 4.x: log4j2 is already a runtime dep; add its SLF4J bridge.
-    core=${core##*/log4j-core-}; core=${core%.jar}
-    if [[ $api == 1.* ]]; then
-      extra+=("org.apache.logging.log4j:log4j-slf4j-impl:$core")
+  local bridge=log4j-slf4j-impl
+  [[ $api == 1.* ]] || bridge=log4j-slf4j2-impl
+  if (( ${v%%.*} >= 4 )); then
+    # Kafka 4.x logs through log4j2 (kafka.utils/Log4jController uses its
+    # core API). 4.4+ declares log4j-api/core (via kafka-server), 4.0-4.3 do
+    # not; the SLF4J bridge is never declared.
+    if core=$(find_jar "$tmp" 'log4j-core-*.jar'); then
+      core=${core##*/log4j-core-}; core=${core%.jar}
+      extra+=("org.apache.logging.log4j:$bridge:$core")
     else
-      extra+=("org.apache.logging.log4j:log4j-slf4j2-impl:$core")
+      core=$LOG4J2_FALLBACK
+      extra+=("org.apache.logging.log4j:log4j-api:$core" "org.apache.logging.log4j:log4j-core:$core"
+              "org.apache.logging.log4j:$bridge:$core")
     fi
   else
     # Kafka 3.x: the tarball uses reload4j (log4j 1.x API, also needed by
     # kafka.utils.Log4jController).
-    extra+=("org.slf4j:slf4j-reload4j:$api" "ch.qos.reload4j:reload4j:1.2.25")
+    extra+=("org.slf4j:slf4j-reload4j:$api" "ch.qos.reload4j:reload4j:$RELOAD4J_VERSION")
   fi
   if ! storage_tool_class "$tmp" >/dev/null; then
     extra+=("org.apache.kafka:kafka-tools:$v")

@@ -44,6 +44,16 @@ type Service struct {
 	fatal     atomic.Value // errBox: set when the loop died
 
 	closeOnce sync.Once
+	stop      context.CancelFunc // ends Run (set by Run)
+}
+
+// fail records a fatal error (/livez turns unhealthy) and stops Run.
+func (s *Service) fail(err error) {
+	s.log.Error().Err(err).Msg("fatal: stopping the service")
+	s.fatal.Store(errBox{err})
+	if s.stop != nil {
+		s.stop()
+	}
 }
 
 type errBox struct{ err error }
@@ -252,14 +262,34 @@ func (s *Service) Run(ctx context.Context) error {
 
 	var genWG sync.WaitGroup
 	w := s.writer(s.cfg.DryRun)
+	// A fatal error (the store or the handler is inconsistent) stops the
+	// service rather than letting the member rejoin and fail again.
+	ctx, s.stop = context.WithCancel(ctx)
+	defer s.stop()
 	loopErr := make(chan error, 1)
 	go func() {
+		delay := s.cfg.Retry.InitialInterval
 		for {
 			gen, err := group.Next(ctx)
 			if err != nil {
-				loopErr <- err
-				return
+				if ctx.Err() != nil || errors.Is(err, kafkaio.ErrGroupClosed) {
+					loopErr <- nil
+					return
+				}
+				// kafka-go rejoins by itself (e.g. after an eviction:
+				// unknown member id); keep asking for the next generation.
+				s.joined.Store(false)
+				s.log.Warn().Err(err).Dur("retry_in", delay).Msg("consumer group: no generation; rejoining")
+				select {
+				case <-ctx.Done():
+					loopErr <- nil
+					return
+				case <-time.After(delay):
+				}
+				delay = min(2*delay, s.cfg.Retry.MaxInterval)
+				continue
 			}
+			delay = s.cfg.Retry.InitialInterval
 			s.joined.Store(true)
 			s.Metrics.SetActive(gen.Active())
 			s.active.Store(gen.Active())
@@ -286,11 +316,8 @@ func (s *Service) Run(ctx context.Context) error {
 	stopBG()
 	bgWG.Wait()
 	select {
-	case lerr := <-loopErr:
-		if err == nil && lerr != nil && !errors.Is(lerr, context.Canceled) && ctx.Err() == nil {
-			err = lerr
-		}
-	default:
+	case <-loopErr:
+	case <-time.After(time.Second):
 	}
 	if b := s.fatal.Load().(errBox); b.err != nil {
 		return b.err
@@ -323,9 +350,8 @@ func (s *Service) runActive(ctx context.Context, gen *kafkaio.Generation, w *pip
 			log.Warn().Err(err).Msg("lost the writer role; waiting for the next generation")
 			return
 		}
-		if errors.Is(err, mvstate.ErrNotLocked) || errors.Is(err, pipeline.ErrInconsistent) {
-			s.fatal.Store(errBox{err})
-			log.Error().Err(err).Msg("internal error; stopping")
+		if errors.Is(err, mvstate.ErrNotLocked) || errors.Is(err, pipeline.ErrInconsistent) || pipeline.IsForked(err) {
+			s.fail(err)
 			return
 		}
 		log.Error().Err(err).Dur("retry_in", delay).Msg("writer pipeline failed; restarting it")
@@ -342,8 +368,7 @@ func (s *Service) activeOnce(ctx context.Context, gen *kafkaio.Generation, w *pi
 	f := s.follower()
 	st, err := f.CatchUp(ctx)
 	if pipeline.IsForked(err) {
-		log.Error().Msg("the edit log was forked by a newer writer past this store; rebuild this instance's state (consumer rebuild --from-edit-log)")
-		return err
+		return fmt.Errorf("the edit log was forked by a newer writer past this store (rebuild it: consumer rebuild --from-edit-log): %w", err)
 	}
 	if err != nil {
 		return err
@@ -376,8 +401,7 @@ func (s *Service) runStandby(ctx context.Context) {
 			return
 		}
 		if pipeline.IsForked(err) {
-			s.log.Error().Err(err).Msg("edit log forked past this standby's state; rebuild it (consumer rebuild --from-edit-log)")
-			s.fatal.Store(errBox{fmt.Errorf("standby state forked: %w", editlog.ErrForked)})
+			s.fail(fmt.Errorf("standby state forked past the edit log (rebuild it: consumer rebuild --from-edit-log): %w", editlog.ErrForked))
 			return
 		}
 		s.log.Warn().Err(err).Msg("following the edit log failed; retrying")
