@@ -12,6 +12,16 @@
 #   scripts/kafka-broker.sh status
 #   scripts/kafka-broker.sh versions
 #
+#   start     fetch Kafka V (first time only), format a fresh KRaft data dir,
+#             start the broker in the background and wait until it serves
+#             requests (ApiVersions + FindCoordinator); prints
+#             "kafka broker V listening on 127.0.0.1:P". On failure prints the
+#             last 50 log lines and exits non-zero.
+#   stop      SIGTERM the broker, SIGKILL after 30 s; idempotent.
+#   status    print whether the broker runs and answers.
+#   versions  print the newest 4.x and 3.9.x on Maven Central, as
+#             "4.x <version>" and "3.9.x <version>".
+#
 #   --version V   Kafka version (default: $MVREPAIR_KAFKA_VERSION, else 4.4.0).
 #                 "latest" / "latest-4" = newest 4.x, "latest-3.9" = newest
 #                 3.9.x on Maven Central (needs network).
@@ -126,7 +136,6 @@ EOF
 mvn_copy() { # $1 = pom, $2 = output dir, $3.. = extra flags
   local pom=$1 out=$2
   shift 2
-  # shellcheck disable=SC2086
   local mlog="${pom%/*}/mvn.log"
   local -a margs=()
   read -r -a margs <<<"${MVREPAIR_MVN_ARGS:-}"
@@ -139,7 +148,7 @@ mvn_copy() { # $1 = pom, $2 = output dir, $3.. = extra flags
 }
 
 jar_has() { # $1 = jar, $2 = entry name (zip central directory is plain text)
-  LC_ALL=C grep -aqF "$2" "$1"
+  LC_ALL=C grep -aqF "$2" "$1" 2>/dev/null
 }
 
 find_jar() { # $1 = dir, $2 = glob (first match)

@@ -3,7 +3,10 @@
 //	consumer run        the service (DESIGN.md §6)
 //	consumer demo       embedded broker, sample catalog, compaction stream, summary
 //	consumer produce    publish events from an NDJSON file
-//	consumer state      export | show the local state
+//	consumer state      export | show | import the local state
+//	consumer replay     rewind the stopped group and the applied offsets
+//	consumer rebuild    a new state store from the edit log alone
+//	consumer healthcheck  exit 0 if /readyz answers 200 (container health checks)
 //
 // Every command reads config.yaml (or --config) and MVREPAIR_* env vars.
 package main
@@ -60,7 +63,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&g.configPath, "config", "", "config file (default: built-in defaults; every key can be set by MVREPAIR_* env vars)")
-	root.AddCommand(newRunCmd(g), newDemoCmd(g), newProduceCmd(g), newStateCmd(g))
+	root.AddCommand(newRunCmd(g), newDemoCmd(g), newProduceCmd(g), newStateCmd(g), newReplayCmd(g), newRebuildCmd(g), newHealthcheckCmd())
 	return root
 }
 

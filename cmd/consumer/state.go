@@ -91,7 +91,7 @@ func newStateCmd(g *globals) *cobra.Command {
 		},
 	}
 	show.Flags().StringVar(&mv, "mv", "", "one MV: DB_ID:MV_ID, or MV_ID when unique")
-	cmd.AddCommand(export, show)
+	cmd.AddCommand(export, show, newImportCmd(g))
 	return cmd
 }
 

@@ -164,6 +164,7 @@ func (w *Writer) Run(ctx context.Context, f Fetcher, c Committer, epoch int64) e
 		batch, err := w.collect(ctx, f)
 		if len(batch) == 0 {
 			if ctx.Err() != nil {
+				w.flushAcks(context.WithoutCancel(ctx))
 				return ErrStopped
 			}
 			if errors.Is(err, errIdle) {
@@ -175,6 +176,9 @@ func (w *Writer) Run(ctx context.Context, f Fetcher, c Committer, epoch int64) e
 			return err
 		}
 		if ctx.Err() != nil {
+			// A clean stop: delete what the broker acknowledged, so a
+			// restart does not publish it again.
+			w.flushAcks(context.WithoutCancel(ctx))
 			return ErrStopped
 		}
 	}

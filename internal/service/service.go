@@ -22,6 +22,7 @@ import (
 	"github.com/mvrepair/mvrepair/internal/kafkaio"
 	"github.com/mvrepair/mvrepair/internal/metrics"
 	"github.com/mvrepair/mvrepair/internal/pipeline"
+	"github.com/mvrepair/mvrepair/internal/recovery"
 	"github.com/mvrepair/mvrepair/mvstate"
 )
 
@@ -32,7 +33,7 @@ type Service struct {
 	Metrics *metrics.Metrics
 
 	store    *mvstate.Store
-	broker   *embedded.Broker
+	kafka    *Kafka
 	brokers  []string
 	admin    *kafkaio.Admin
 	producer *kafkaio.Producer
@@ -62,9 +63,7 @@ type errBox struct{ err error }
 // configured, connects the Kafka clients and creates topics. It does not
 // consume; call Run.
 func Open(ctx context.Context, cfg *config.Config, log zerolog.Logger) (s *Service, err error) {
-	s = &Service{cfg: cfg, log: log, Metrics: metrics.New(),
-		topics: pipeline.Topics{Input: cfg.Kafka.Topics.Input, Catalog: cfg.Kafka.Topics.Catalog,
-			EditLog: cfg.Kafka.Topics.EditLog, DLQ: cfg.Kafka.Topics.DLQ}}
+	s = &Service{cfg: cfg, log: log, Metrics: metrics.New(), topics: topicsOf(cfg)}
 	s.brokerErr.Store(errBox{})
 	s.fatal.Store(errBox{})
 	defer func() {
@@ -75,34 +74,110 @@ func Open(ctx context.Context, cfg *config.Config, log zerolog.Logger) (s *Servi
 	if s.store, err = mvstate.Open(ctx, cfg.State.Dir, mvstate.Options{}); err != nil {
 		return nil, err
 	}
-	s.brokers = cfg.BrokerList()
+	if s.kafka, err = OpenKafka(ctx, cfg, log); err != nil {
+		return nil, err
+	}
+	s.brokers, s.admin, s.producer = s.kafka.Brokers, s.kafka.Admin, s.kafka.Producer
+	return s, nil
+}
+
+func topicsOf(cfg *config.Config) pipeline.Topics {
+	return pipeline.Topics{Input: cfg.Kafka.Topics.Input, Catalog: cfg.Kafka.Topics.Catalog,
+		EditLog: cfg.Kafka.Topics.EditLog, DLQ: cfg.Kafka.Topics.DLQ}
+}
+
+// Kafka is the Kafka side of the service: the embedded broker (when
+// kafka.brokers is "embedded"), an admin client and a producer.
+type Kafka struct {
+	Broker   *embedded.Broker // nil unless embedded
+	Brokers  []string
+	Admin    *kafkaio.Admin
+	Producer *kafkaio.Producer
+	cfg      *config.Config
+}
+
+// OpenKafka starts the embedded broker when configured (its data under
+// state.dir/kafka), connects the clients, creates the topics when
+// kafka.create_topics is on and checks that the edit log has one partition.
+func OpenKafka(ctx context.Context, cfg *config.Config, log zerolog.Logger) (k *Kafka, err error) {
+	k = &Kafka{cfg: cfg, Brokers: cfg.BrokerList()}
+	defer func() {
+		if err != nil {
+			k.Close()
+		}
+	}()
 	if cfg.Embedded() {
-		s.broker, err = embedded.Start(ctx, embedded.Config{Addr: cfg.Kafka.EmbeddedAddr,
+		k.Broker, err = embedded.Start(ctx, embedded.Config{Addr: cfg.Kafka.EmbeddedAddr,
 			DataDir: filepath.Join(cfg.State.Dir, "kafka")})
 		if err != nil {
 			return nil, fmt.Errorf("service: embedded broker: %w", err)
 		}
-		s.brokers = []string{s.broker.Addr()}
-		log.Info().Str("addr", s.broker.Addr()).Msg("embedded Kafka-protocol broker started")
+		k.Brokers = []string{k.Broker.Addr()}
+		log.Info().Str("addr", k.Broker.Addr()).Msg("embedded Kafka-protocol broker started")
 	}
-	if s.admin, err = kafkaio.NewAdmin(kafkaio.AdminConfig{Brokers: s.brokers, ClientID: cfg.Kafka.ClientID}); err != nil {
+	if k.Admin, err = kafkaio.NewAdmin(kafkaio.AdminConfig{Brokers: k.Brokers, ClientID: cfg.Kafka.ClientID}); err != nil {
 		return nil, err
 	}
 	if cfg.Kafka.CreateTopics {
-		if err = s.admin.EnsureTopics(ctx, TopicSpecs(cfg)); err != nil {
+		if err = k.Admin.EnsureTopics(ctx, TopicSpecs(cfg)); err != nil {
 			return nil, fmt.Errorf("service: create topics: %w", err)
 		}
 	}
-	if parts, perr := s.admin.Partitions(ctx, s.topics.EditLog); perr == nil && len(parts) != 1 {
-		return nil, fmt.Errorf("service: edit-log topic %q has %d partitions; the journal needs exactly 1 (a total order)", s.topics.EditLog, len(parts))
+	if parts, perr := k.Admin.Partitions(ctx, cfg.Kafka.Topics.EditLog); perr == nil && len(parts) != 1 {
+		return nil, fmt.Errorf("service: edit-log topic %q has %d partitions; the journal needs exactly 1 (a total order)", cfg.Kafka.Topics.EditLog, len(parts))
 	}
-	s.producer, err = kafkaio.NewProducer(kafkaio.ProducerConfig{Brokers: s.brokers, ClientID: cfg.Kafka.ClientID,
+	k.Producer, err = kafkaio.NewProducer(kafkaio.ProducerConfig{Brokers: k.Brokers, ClientID: cfg.Kafka.ClientID,
 		BatchTimeout: cfg.Kafka.Writer.BatchTimeout, BatchSize: cfg.Kafka.Writer.BatchSize,
 		WriteTimeout: cfg.Kafka.Writer.WriteTimeout, Compression: cfg.Kafka.Writer.Compression, Logger: log})
 	if err != nil {
 		return nil, err
 	}
-	return s, nil
+	return k, nil
+}
+
+// Close releases the clients and stops the embedded broker.
+func (k *Kafka) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if k.Producer != nil {
+		_ = k.Producer.Close(ctx)
+	}
+	if k.Admin != nil {
+		_ = k.Admin.Close()
+	}
+	if k.Broker != nil {
+		k.Broker.Close()
+	}
+}
+
+// FetcherConfig is the reader configuration of the clients.
+func (k *Kafka) FetcherConfig(log zerolog.Logger) kafkaio.FetcherConfig {
+	c := k.cfg
+	return kafkaio.FetcherConfig{Brokers: k.Brokers, ClientID: c.Kafka.ClientID, MaxWait: c.Kafka.Reader.MaxWait,
+		MaxBytes: c.Kafka.Reader.MaxBytes, QueueCapacity: c.Kafka.Reader.QueueCapacity, Logger: log}
+}
+
+// EditLogSource is the edit-log topic as a rebuild source.
+func (k *Kafka) EditLogSource(log zerolog.Logger) recovery.Source {
+	topic := k.cfg.Kafka.Topics.EditLog
+	fcfg := k.FetcherConfig(log)
+	return recovery.Source{Topic: topic,
+		Open: func(ctx context.Context, start map[int]int64) (recovery.Tail, error) {
+			return kafkaio.NewTopicTail(ctx, fcfg, topic, start)
+		},
+		HWM: func(ctx context.Context) (map[int]int64, error) { return k.highWatermarks(ctx, topic) }}
+}
+
+func (k *Kafka) highWatermarks(ctx context.Context, topic string) (map[int]int64, error) {
+	offs, err := k.Admin.ListOffsets(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int]int64, len(offs))
+	for p, o := range offs {
+		out[p] = o.Last
+	}
+	return out, nil
 }
 
 // TopicSpecs are the topics the service creates: input and catalog topics
@@ -141,19 +216,11 @@ func (s *Service) Active() bool { return s.active.Load() }
 // Close releases everything Open acquired. It is safe to call twice.
 func (s *Service) Close() {
 	s.closeOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if s.producer != nil {
-			_ = s.producer.Close(ctx)
-		}
-		if s.admin != nil {
-			_ = s.admin.Close()
-		}
 		if s.store != nil {
 			_ = s.store.Close()
 		}
-		if s.broker != nil {
-			s.broker.Close()
+		if s.kafka != nil {
+			s.kafka.Close()
 		}
 	})
 }
@@ -181,45 +248,33 @@ func (s *Service) Ready() error {
 }
 
 func (s *Service) follower() *pipeline.Follower {
-	fcfg := s.fetcherConfig()
+	src := s.kafka.EditLogSource(s.log)
 	return &pipeline.Follower{Store: s.store, Topic: s.topics.EditLog, Log: s.log.With().Str("role", "follower").Logger(),
 		Obs: followerObs{s.Metrics},
 		Open: func(ctx context.Context, start map[int]int64) (pipeline.Tail, error) {
-			return kafkaio.NewTopicTail(ctx, fcfg, s.topics.EditLog, start)
+			return kafkaio.NewTopicTail(ctx, s.kafka.FetcherConfig(s.log), s.topics.EditLog, start)
 		},
-		HWM: func(ctx context.Context) (map[int]int64, error) {
-			offs, err := s.admin.ListOffsets(ctx, s.topics.EditLog)
-			if err != nil {
-				return nil, err
-			}
-			out := make(map[int]int64, len(offs))
-			for p, o := range offs {
-				out[p] = o.Last
-			}
-			return out, nil
-		}}
+		HWM: src.HWM}
 }
 
-func (s *Service) fetcherConfig() kafkaio.FetcherConfig {
-	return kafkaio.FetcherConfig{Brokers: s.brokers, ClientID: s.cfg.Kafka.ClientID, MaxWait: s.cfg.Kafka.Reader.MaxWait,
-		MaxBytes: s.cfg.Kafka.Reader.MaxBytes, QueueCapacity: s.cfg.Kafka.Reader.QueueCapacity, Logger: s.log}
-}
+func (s *Service) fetcherConfig() kafkaio.FetcherConfig { return s.kafka.FetcherConfig(s.log) }
 
 // RestoreIfEmpty rebuilds an empty store from the edit log (DESIGN.md §7: a
-// lost state dir is not a disaster). It reports how many records it applied.
+// lost state dir is not a disaster), with the same checks as
+// `consumer rebuild`. It reports how many records it applied.
 func (s *Service) RestoreIfEmpty(ctx context.Context) (int, error) {
 	if s.store.JournalID() != 0 || s.store.Len() != 0 || len(s.store.Offsets()) != 0 {
 		return 0, nil
 	}
-	st, err := s.follower().CatchUp(ctx)
+	rep, err := recovery.Rebuild(ctx, s.store, s.kafka.EditLogSource(s.log), false)
 	if err != nil {
-		return st.Applied, fmt.Errorf("service: restore from edit log: %w", err)
+		return 0, fmt.Errorf("service: restore from edit log: %w", err)
 	}
-	if st.Applied > 0 {
-		s.log.Info().Int("records", st.Applied).Int64("journal_id", s.store.JournalID()).
-			Msg("empty state dir restored from the edit log")
+	if rep.Applied > 0 {
+		s.log.Info().Int("records", rep.Applied).Int64("journal_id", rep.JournalID).Int("mvs", rep.MVs).
+			Int("fenced", len(rep.Fenced)).Msg("empty state dir restored from the edit log")
 	}
-	return st.Applied, nil
+	return rep.Applied, nil
 }
 
 func (s *Service) writer(dryRun bool) *pipeline.Writer {
