@@ -30,15 +30,20 @@ type Batch struct {
 // memory at once (so later changes in the batch see earlier ones) and to the
 // bbolt transaction; if the commit fails, an undo log restores memory.
 type Tx struct {
-	s       *Store
-	btx     *bolt.Tx // nil for a memory-only store
-	batch   Batch
-	locked  map[MVKey]bool
-	undo    []func()
-	dirty   map[MVKey]bool // headers to rewrite
-	newAck  uint64
-	outbox  []OutboxMessage
-	touched bool
+	s      *Store
+	btx    *bolt.Tx // nil for a memory-only store
+	batch  Batch
+	locked map[MVKey]bool
+	undo   []func()
+	dirty  map[MVKey]bool // headers to rewrite
+	newAck uint64
+	outbox []OutboxMessage
+
+	// Meta values are buffered here and published to the store (under
+	// metaMu) only once the commit is durable.
+	journalID, epoch int64
+	outboxSeq        uint64
+	offsets          map[TopicPartition]int64
 }
 
 // Commit runs b.Apply and makes its changes durable in one bbolt transaction
@@ -62,7 +67,8 @@ func (s *Store) Commit(ctx context.Context, b Batch) (err error) {
 		defer s.mu.RUnlock()
 	}
 	keys := sortKeys(b.Touched)
-	tx := &Tx{s: s, batch: b, locked: make(map[MVKey]bool, len(keys)), dirty: map[MVKey]bool{}}
+	tx := &Tx{s: s, batch: b, locked: make(map[MVKey]bool, len(keys)), dirty: map[MVKey]bool{},
+		journalID: s.journalID, epoch: s.epoch, outboxSeq: s.outboxSeq, offsets: map[TopicPartition]int64{}}
 	for _, k := range keys {
 		tx.locked[k] = true
 		if e := s.mvs[k]; e != nil {
@@ -104,6 +110,12 @@ func (s *Store) Commit(ctx context.Context, b Batch) (err error) {
 			return fmt.Errorf("mvstate: commit: %w", err)
 		}
 	}
+	s.metaMu.Lock()
+	s.journalID, s.epoch, s.outboxSeq = tx.journalID, tx.epoch, tx.outboxSeq
+	for tp, off := range tx.offsets {
+		s.offsets[tp] = off
+	}
+	s.metaMu.Unlock()
 	return nil
 }
 
@@ -133,14 +145,20 @@ func (tx *Tx) flush() error {
 		}
 	}
 	meta := tx.btx.Bucket(bucketMeta)
-	if err := meta.Put(metaJournal, i64(tx.s.journalID)); err != nil {
+	if err := meta.Put(metaJournal, i64(tx.journalID)); err != nil {
 		return err
 	}
-	if err := meta.Put(metaEpoch, i64(tx.s.epoch)); err != nil {
+	if err := meta.Put(metaEpoch, i64(tx.epoch)); err != nil {
 		return err
 	}
-	if err := meta.Put(metaOutboxSeq, i64(int64(tx.s.outboxSeq))); err != nil {
+	if err := meta.Put(metaOutboxSeq, i64(int64(tx.outboxSeq))); err != nil {
 		return err
+	}
+	offs := tx.btx.Bucket(bucketOffsets)
+	for tp, off := range tx.offsets {
+		if err := offs.Put(offsetKey(tp), i64(off)); err != nil {
+			return err
+		}
 	}
 	ob := tx.btx.Bucket(bucketOutbox)
 	for _, m := range tx.outbox {
@@ -153,8 +171,9 @@ func (tx *Tx) flush() error {
 		}
 	}
 	if tx.newAck > 0 {
+		// Re-seek after each delete: bbolt's Next after a Delete skips a key.
 		c := ob.Cursor()
-		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= tx.newAck; k, _ = c.Next() {
+		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= tx.newAck; k, _ = c.First() {
 			if err := c.Delete(); err != nil {
 				return err
 			}
@@ -183,10 +202,10 @@ func (tx *Tx) MV(key MVKey) *MV {
 }
 
 // JournalID returns the journal id of the last applied record.
-func (tx *Tx) JournalID() int64 { return tx.s.journalID }
+func (tx *Tx) JournalID() int64 { return tx.journalID }
 
 // Epoch returns the epoch of the last applied record.
-func (tx *Tx) Epoch() int64 { return tx.s.epoch }
+func (tx *Tx) Epoch() int64 { return tx.epoch }
 
 // ---- Tx changes ----------------------------------------------------------------
 
@@ -451,32 +470,26 @@ func (tx *Tx) SetLastRefreshTime(key MVKey, t int64) error {
 
 // SetJournal records the journal id and epoch of the last applied record.
 func (tx *Tx) SetJournal(journalID, epoch int64) {
-	s := tx.s
-	pj, pe := s.journalID, s.epoch
-	s.journalID, s.epoch = journalID, epoch
-	tx.undo = append(tx.undo, func() { s.journalID, s.epoch = pj, pe })
+	tx.journalID, tx.epoch = journalID, epoch
+}
+
+// appliedOffset is the offset as changed so far in this transaction.
+func (tx *Tx) appliedOffset(tp TopicPartition) (int64, bool) {
+	if off, ok := tx.offsets[tp]; ok {
+		return off, true
+	}
+	off, ok := tx.s.offsets[tp] // the committer is the only writer of offsets
+	return off, ok
 }
 
 // SetOffset records that input (topic, partition) was applied up to, not
 // including, next. Offsets only move forward; a lower value is ignored.
 func (tx *Tx) SetOffset(topic string, partition int, next int64) error {
-	s := tx.s
 	tp := TopicPartition{topic, partition}
-	prev, had := s.offsets[tp]
-	if had && next <= prev {
+	if prev, had := tx.appliedOffset(tp); had && next <= prev {
 		return nil
 	}
-	s.offsets[tp] = next
-	tx.undo = append(tx.undo, func() {
-		if had {
-			s.offsets[tp] = prev
-		} else {
-			delete(s.offsets, tp)
-		}
-	})
-	if tx.btx != nil {
-		return tx.btx.Bucket(bucketOffsets).Put(offsetKey(tp), i64(next))
-	}
+	tx.offsets[tp] = next
 	return nil
 }
 
@@ -484,23 +497,8 @@ func (tx *Tx) SetOffset(topic string, partition int, next int64) error {
 // next are set to the given value, even if lower; others of the topic are
 // left alone.
 func (tx *Tx) ResetOffsets(topic string, next map[int]int64) error {
-	s := tx.s
 	for p, off := range next {
-		tp := TopicPartition{topic, p}
-		prev, had := s.offsets[tp]
-		s.offsets[tp] = off
-		tx.undo = append(tx.undo, func() {
-			if had {
-				s.offsets[tp] = prev
-			} else {
-				delete(s.offsets, tp)
-			}
-		})
-		if tx.btx != nil {
-			if err := tx.btx.Bucket(bucketOffsets).Put(offsetKey(tp), i64(off)); err != nil {
-				return err
-			}
-		}
+		tx.offsets[TopicPartition{topic, p}] = off
 	}
 	return nil
 }
@@ -508,11 +506,8 @@ func (tx *Tx) ResetOffsets(topic string, next map[int]int64) error {
 // AddOutbox queues a message to publish after the commit; it gets the next
 // outbox sequence number, which is returned.
 func (tx *Tx) AddOutbox(m OutboxMessage) uint64 {
-	s := tx.s
-	prev := s.outboxSeq
-	s.outboxSeq++
-	m.Seq = s.outboxSeq
-	tx.undo = append(tx.undo, func() { s.outboxSeq = prev })
+	tx.outboxSeq++
+	m.Seq = tx.outboxSeq
 	tx.outbox = append(tx.outbox, m)
 	return m.Seq
 }

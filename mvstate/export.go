@@ -45,7 +45,10 @@ func (s *Store) ExportDurable(ctx context.Context, w io.Writer) error {
 
 func (s *Store) exportLocked(ctx context.Context, w io.Writer) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
-	if _, err := bw.WriteString(`{"journal_id":` + strconv.FormatInt(s.journalID, 10) + `,"mvs":[`); err != nil {
+	s.metaMu.RLock()
+	jid := s.journalID
+	s.metaMu.RUnlock()
+	if _, err := bw.WriteString(`{"journal_id":` + strconv.FormatInt(jid, 10) + `,"mvs":[`); err != nil {
 		return err
 	}
 	keys := make([]MVKey, 0, len(s.mvs))

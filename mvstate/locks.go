@@ -10,8 +10,13 @@ package mvstate
 //	    → entry.mu            per-MV read/write lock; when several are held they
 //	                          are taken in ascending MVKey (db_id, mv_id) order
 //	      → bbolt's writer lock (inside db.Begin(true))
+//	        → Store.metaMu    journal id, epoch, outbox sequence, applied offsets:
+//	                          a leaf lock, held for a few assignments; Commit
+//	                          publishes a transaction's buffered meta values
+//	                          under it once the transaction is durable
 //
-// Readers take Store.mu.RLock and then at most one entry.mu.RLock at a time and
+// Readers take Store.mu.RLock and then at most one entry.mu.RLock at a time, or
+// metaMu alone, and
 // never wait for another lock while holding an entry lock, so a reader can never
 // be part of a cycle. The single writer holds every lock of a batch from before
 // its first in-memory change until its bbolt transaction is durable (or undone),

@@ -57,10 +57,14 @@ type Store struct {
 	mvs        map[MVKey]*entry
 	byTable    map[int64]map[MVKey]struct{}
 	byExternal map[ExternalRef]map[MVKey]struct{}
-	journalID  int64
-	epoch      int64
-	outboxSeq  uint64
-	offsets    map[TopicPartition]int64
+
+	// metaMu guards the meta values below; a leaf lock (see locks.go).
+	// Only Commit writes them, after its transaction is durable.
+	metaMu    sync.RWMutex
+	journalID int64
+	epoch     int64
+	outboxSeq uint64
+	offsets   map[TopicPartition]int64
 
 	// failCommit, when set (tests only, via SetCommitHook), runs before the
 	// bbolt commit and fails the commit if it returns an error.
@@ -379,8 +383,8 @@ func setKeys(set map[MVKey]struct{}) []MVKey {
 
 // AppliedOffset returns the next input offset not yet applied, or -1.
 func (s *Store) AppliedOffset(topic string, partition int) int64 {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	s.metaMu.RLock()
+	defer s.metaMu.RUnlock()
 	if off, ok := s.offsets[TopicPartition{topic, partition}]; ok {
 		return off
 	}
@@ -389,8 +393,8 @@ func (s *Store) AppliedOffset(topic string, partition int) int64 {
 
 // Offsets returns a copy of every applied offset.
 func (s *Store) Offsets() map[TopicPartition]int64 {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	s.metaMu.RLock()
+	defer s.metaMu.RUnlock()
 	out := make(map[TopicPartition]int64, len(s.offsets))
 	for k, v := range s.offsets {
 		out[k] = v
@@ -400,15 +404,15 @@ func (s *Store) Offsets() map[TopicPartition]int64 {
 
 // JournalID returns the journal id of the last applied record.
 func (s *Store) JournalID() int64 {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	s.metaMu.RLock()
+	defer s.metaMu.RUnlock()
 	return s.journalID
 }
 
 // Epoch returns the epoch of the last applied record.
 func (s *Store) Epoch() int64 {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	s.metaMu.RLock()
+	defer s.metaMu.RUnlock()
 	return s.epoch
 }
 

@@ -218,19 +218,19 @@ func TestStore_ackedOutboxIsDeleted(t *testing.T) {
 	defer s.Close()
 	var seqs []uint64
 	if err := s.Commit(ctx, mvstate.Batch{Apply: func(tx *mvstate.Tx) error {
-		for i := 0; i < 3; i++ {
+		for i := 0; i < 5; i++ {
 			seqs = append(seqs, tx.AddOutbox(mvstate.OutboxMessage{Topic: "t", Value: []byte{byte(i)}}))
 		}
 		return nil
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Commit(ctx, mvstate.Batch{Apply: func(tx *mvstate.Tx) error { tx.AckOutbox(seqs[1]); return nil }}); err != nil {
+	if err := s.Commit(ctx, mvstate.Batch{Apply: func(tx *mvstate.Tx) error { tx.AckOutbox(seqs[3]); return nil }}); err != nil {
 		t.Fatal(err)
 	}
 	ob, err := s.Outbox(ctx)
-	if err != nil || len(ob) != 1 || ob[0].Seq != seqs[2] {
-		t.Fatalf("outbox after ack = %+v, %v", ob, err)
+	if err != nil || len(ob) != 1 || ob[0].Seq != seqs[4] {
+		t.Fatalf("outbox after acknowledging through %d = %+v, %v", seqs[3], ob, err)
 	}
 }
 

@@ -1,0 +1,356 @@
+package enginetest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/mvrepair/mvrepair/editlog"
+	"github.com/mvrepair/mvrepair/events"
+	"github.com/mvrepair/mvrepair/handler"
+	"github.com/mvrepair/mvrepair/mvstate"
+)
+
+// Benchmarks of the repair engine (figures in docs/benchmarks.md, "Repair
+// engine"). Run with:
+//
+//	go test -run='^$' -bench=. -benchmem -count=3 ./internal/enginetest/
+
+// The DESIGN.md §4 sample names, so that records have their real size.
+const (
+	benchDB      = 10001
+	benchTable   = 20001
+	benchTime    = int64(1732300000000)
+	benchEventID = "COMPACTION_10001-20001-30001-1732400000000"
+)
+
+var benchMVKey = mvstate.MVKey{DBID: benchDB, MVID: 50001}
+
+func benchPartName(i int) string { return fmt.Sprintf("p%06d", i) }
+func benchPartID(i int) int64    { return 30000000 + int64(i) }
+
+// benchMV is an MV recording n partitions of one native table, all at
+// version 5.
+func benchMV(key mvstate.MVKey, table int64, n int) *mvstate.MV {
+	parts := make(mvstate.PartitionMap, n)
+	for i := range n {
+		parts[benchPartName(i)] = mvstate.NewBasePartitionInfo(benchPartID(i), 5, benchTime)
+	}
+	return &mvstate.MV{Active: true, DBID: key.DBID, DBName: "sales", MVID: key.MVID,
+		MVName: fmt.Sprintf("mv_orders_daily_%d", key.MVID), LastRefreshTime: benchTime,
+		BaseTables: []mvstate.BaseTableInfo{{Catalog: mvstate.DefaultCatalog, DBID: key.DBID, TableID: table,
+			DBName: "sales", TableName: "orders"}},
+		VersionMap: mvstate.VersionMap{table: parts}, ExternalVersionMap: mvstate.ExternalVersionMap{}}
+}
+
+func putMVs(b *testing.B, s *mvstate.Store, mvs ...*mvstate.MV) {
+	b.Helper()
+	for _, m := range mvs {
+		if err := s.Commit(context.Background(), mvstate.Batch{Touched: []mvstate.MVKey{m.Key()}, Structural: true,
+			Apply: func(tx *mvstate.Tx) error { return tx.PutMV(m) }}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// repairEvent is a one-partition compaction event, the DESIGN.md §4 sample.
+func repairEvent(table int64, i int, last int64) *events.PartitionVersionChanged {
+	lvt := benchTime
+	return &events.PartitionVersionChanged{EventID: benchEventID, Source: "compaction", DBID: benchDB, TableID: table,
+		TableName: "orders", TableType: "cloud_native", EmittedAt: 1732400000123,
+		Partitions: []events.PartitionRepair{{PartitionID: benchPartID(i), PartitionName: benchPartName(i),
+			LastVersion: last, NewVersion: last + 1, NewVersionTime: benchTime + last, LastVersionTime: &lvt}}}
+}
+
+// commitRecords is the live writer's commit (internal/pipeline/processor.go)
+// without the outbox: every record through editlog.Apply, then the input
+// offset, in one Store.Commit.
+func commitRecords(s *mvstate.Store, recs []*editlog.Record, offset int64) error {
+	keys, structural := editlog.Touches(recs)
+	return s.Commit(context.Background(), mvstate.Batch{Touched: keys, Structural: structural, Apply: func(tx *mvstate.Tx) error {
+		for _, r := range recs {
+			res, err := editlog.Apply(tx, r)
+			if err != nil {
+				return err
+			}
+			if res != editlog.Applied {
+				return fmt.Errorf("record %d: %s", r.JournalID, res)
+			}
+		}
+		return tx.SetOffset(topicInput, 0, offset+1)
+	}})
+}
+
+var benchSizes = []int{10, 10000, 100000}
+
+// BenchmarkRepair_onePartition: decide (handler.Process on the store) and
+// apply in memory (Store.Commit on a memory store with editlog.Apply and the
+// input offset) one one-partition repair of an MV recording N partitions.
+// Every iteration is a real repair: the event chains the partition's version
+// v→v+1. editlog-bytes/op is the size of the record (editlog.Encode), which
+// the writer also produces per record: see the /encoded variant.
+func BenchmarkRepair_onePartition(b *testing.B) {
+	for _, n := range benchSizes {
+		for _, encode := range []bool{false, true} {
+			name := fmt.Sprintf("partitions=%d", n)
+			if encode {
+				name += "/encoded"
+			}
+			b.Run(name, func(b *testing.B) { benchRepair(b, n, encode) })
+		}
+	}
+}
+
+func benchRepair(b *testing.B, n int, encode bool) {
+	s := mvstate.NewMemory()
+	putMVs(b, s, benchMV(benchMVKey, benchTable, n))
+	ev := repairEvent(benchTable, n/2, 5)
+	in := []handler.Input{{Event: ev, Source: editlog.Cause{EventID: benchEventID, Topic: topicInput, Partition: 0, Offset: 0}}}
+	var last *editlog.Record
+	size := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		res := handler.Process(s, in, handler.Options{NextJournalID: s.JournalID() + 1, Epoch: 1, Now: benchTime})
+		if len(res.Records) != 1 {
+			b.Fatalf("%d records: %+v", len(res.Records), res.Outcomes)
+		}
+		last = res.Records[0]
+		if encode {
+			enc, err := editlog.Encode(last)
+			if err != nil {
+				b.Fatal(err)
+			}
+			size = len(enc)
+		}
+		if err := commitRecords(s, res.Records, in[0].Source.Offset); err != nil {
+			b.Fatal(err)
+		}
+		// The next link of the chain, at the next offset.
+		p := &ev.Partitions[0]
+		p.LastVersion, p.NewVersion, p.NewVersionTime = p.NewVersion, p.NewVersion+1, p.NewVersionTime+1
+		in[0].Source.Offset++
+	}
+	if !encode {
+		enc, err := editlog.Encode(last)
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = len(enc)
+	}
+	b.ReportMetric(float64(size), "editlog-bytes/op")
+	if got := s.Get(benchMVKey).VersionMap[benchTable][benchPartName(n/2)].Version; got != ev.Partitions[0].LastVersion {
+		b.Fatalf("partition at version %d, want %d", got, ev.Partitions[0].LastVersion)
+	}
+}
+
+// BenchmarkRepair_starRocksBaseline is what StarRocks journals per repair
+// (reference/starrocks-mv-repair.md §1.7, §7): the same decision and map
+// update, then the MV's WHOLE refresh state as the record (here json.Marshal
+// of the whole MV, our canonical encoding, standing in for the Gson
+// ChangeMaterializedViewRefreshSchemeLog). It leaves out what StarRocks adds on
+// top (copying the context, followers decoding and replacing it whole).
+func BenchmarkRepair_starRocksBaseline(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("partitions=%d", n), func(b *testing.B) {
+			m := benchMV(benchMVKey, benchTable, n)
+			ev := repairEvent(benchTable, n/2, 5)
+			size := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				p := &ev.Partitions[0]
+				parts := m.VersionMap[ev.TableID]
+				cur, ok := parts[p.PartitionName]
+				if !ok || cur.ID != p.PartitionID || cur.Version != p.LastVersion || *p.LastVersionTime > cur.LastRefreshTime {
+					b.Fatalf("not a repair: %+v vs %+v", cur, p)
+				}
+				parts[p.PartitionName] = mvstate.NewBasePartitionInfo(p.PartitionID, p.NewVersion, p.NewVersionTime)
+				m.LastRefreshTime = max(m.LastRefreshTime, p.NewVersionTime)
+				rec, err := json.Marshal(m)
+				if err != nil {
+					b.Fatal(err)
+				}
+				size = len(rec)
+				p.LastVersion, p.NewVersion, p.NewVersionTime = p.NewVersion, p.NewVersion+1, p.NewVersionTime+1
+			}
+			b.ReportMetric(float64(size), "editlog-bytes/op")
+		})
+	}
+}
+
+// BenchmarkCommit_1000Repairs: one durable commit (bbolt on the local disk,
+// real fsync) of 1,000 one-partition repairs spread over 4 MVs of 10,000
+// partitions each, with their edit-log records in the outbox and the input
+// offset, as the live writer commits them.
+//
+//   - records=1000: 1,000 separate mv_version_repaired records (what 1,000
+//     repairs decided in 1,000 batches would journal), applied in one commit.
+//     Decided and encoded outside the timer: ns/op is the commit alone.
+//   - batched: the 1,000 events decided as one batch (handler.Process groups
+//     them into one record per MV and table), encoded and committed: the
+//     writer's whole cost per batch of 1,000 compaction events.
+func BenchmarkCommit_1000Repairs(b *testing.B) {
+	const nMVs, nParts, nRepairs = 4, 10000, 1000
+	for _, batched := range []bool{false, true} {
+		name := "records=1000"
+		if batched {
+			name = "batched"
+		}
+		b.Run(name, func(b *testing.B) {
+			s, err := mvstate.Open(context.Background(), b.TempDir(), mvstate.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			var mvs []*mvstate.MV
+			for i := range nMVs {
+				mvs = append(mvs, benchMV(mvstate.MVKey{DBID: benchDB, MVID: 60001 + int64(i)}, benchTable+int64(i), nParts))
+			}
+			putMVs(b, s, mvs...)
+			version := make([][]int64, nMVs)
+			for i := range version {
+				version[i] = make([]int64, nParts)
+				for j := range version[i] {
+					version[i][j] = 5
+				}
+			}
+			var offset int64
+			round := 0
+			// inputs returns the next 1,000 repairs: 250 per MV, at
+			// partitions not repaired in the previous rounds.
+			inputs := func() []handler.Input {
+				in := make([]handler.Input, nRepairs)
+				for j := range in {
+					mv, part := j%nMVs, (round*nRepairs/nMVs+j/nMVs)%nParts
+					ev := repairEvent(benchTable+int64(mv), part, version[mv][part])
+					version[mv][part]++
+					in[j] = handler.Input{Event: ev, Source: editlog.Cause{EventID: benchEventID, Topic: topicInput, Offset: offset}}
+					offset++
+				}
+				round++
+				return in
+			}
+			nRecords, nBytes := 0, 0
+			b.ReportAllocs()
+			encodeAll := func(recs []*editlog.Record) [][]byte {
+				out := make([][]byte, len(recs))
+				nRecords, nBytes = len(recs), 0
+				for i, r := range recs {
+					if out[i], err = editlog.Encode(r); err != nil {
+						b.Fatal(err)
+					}
+					nBytes += len(out[i])
+				}
+				return out
+			}
+			for b.Loop() {
+				var recs []*editlog.Record
+				var encoded [][]byte
+				if batched {
+					recs = handler.Process(s, inputs(), handler.Options{NextJournalID: s.JournalID() + 1, Epoch: 1, Now: benchTime}).Records
+					encoded = encodeAll(recs)
+				} else {
+					b.StopTimer()
+					for _, in := range inputs() {
+						res := handler.Process(s, []handler.Input{in}, handler.Options{
+							NextJournalID: s.JournalID() + int64(len(recs)) + 1, Epoch: 1, Now: benchTime})
+						recs = append(recs, res.Records...)
+					}
+					encoded = encodeAll(recs)
+					b.StartTimer()
+				}
+				keys, structural := editlog.Touches(recs)
+				if err := s.Commit(context.Background(), mvstate.Batch{Touched: keys, Structural: structural, Apply: func(tx *mvstate.Tx) error {
+					var last uint64
+					for i, r := range recs {
+						if res, err := editlog.Apply(tx, r); err != nil || res != editlog.Applied {
+							return fmt.Errorf("record %d: %v %v", r.JournalID, res, err)
+						}
+						last = tx.AddOutbox(mvstate.OutboxMessage{Topic: topicEditLog, Key: []byte(r.Key()), Value: encoded[i],
+							Headers: map[string]string{editlog.HeaderJournalID: r.JournalHeader()}, HeaderOrder: []string{editlog.HeaderJournalID}})
+					}
+					tx.AckOutbox(last) // as if published at once: keeps the outbox small
+					return tx.SetOffset(topicInput, 0, offset)
+				}}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(nRecords), "records/op")
+			b.ReportMetric(float64(nBytes), "editlog-bytes/op")
+		})
+	}
+}
+
+// benchStores caches the large stores BenchmarkOpen builds (once per process,
+// not per -count run); TestMain removes them.
+var benchStores struct {
+	sync.Mutex
+	root string
+	dirs map[int]string
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if benchStores.root != "" {
+		os.RemoveAll(benchStores.root)
+	}
+	os.Exit(code)
+}
+
+// openBenchStore returns a closed store dir holding mvs MVs of perMV native
+// entries each.
+func openBenchStore(b *testing.B, mvs, perMV int) string {
+	benchStores.Lock()
+	defer benchStores.Unlock()
+	if d, ok := benchStores.dirs[mvs*perMV]; ok {
+		return d
+	}
+	if benchStores.root == "" {
+		root, err := os.MkdirTemp("", "enginetest-bench-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchStores.root, benchStores.dirs = root, map[int]string{}
+	}
+	dir := filepath.Join(benchStores.root, fmt.Sprintf("entries-%d", mvs*perMV))
+	s, err := mvstate.Open(context.Background(), dir, mvstate.Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range mvs {
+		putMVs(b, s, benchMV(mvstate.MVKey{DBID: benchDB, MVID: 70001 + int64(i)}, benchTable+int64(i%10), perMV))
+	}
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	benchStores.dirs[mvs*perMV] = dir
+	return dir
+}
+
+// BenchmarkOpen: reopen a store of N native partition entries (100 MVs): the
+// bbolt file opened and the whole state loaded into memory with its indexes,
+// which is what a restart costs before the writer can consume.
+func BenchmarkOpen(b *testing.B) {
+	for _, n := range []int{200000, 1000000} {
+		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
+			dir := openBenchStore(b, 100, n/100)
+			if fi, err := os.Stat(filepath.Join(dir, mvstate.FileName)); err == nil {
+				b.ReportMetric(float64(fi.Size())/(1<<20), "file-MiB")
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				s, err := mvstate.Open(context.Background(), dir, mvstate.Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if s.Len() != 100 {
+					b.Fatalf("%d mvs", s.Len())
+				}
+				s.Close()
+			}
+		})
+	}
+}
