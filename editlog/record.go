@@ -154,14 +154,15 @@ func (r *Record) UnmarshalJSON(b []byte) error {
 	if len(w.MV) == 0 || string(w.MV) == "null" {
 		return fmt.Errorf("editlog record %d: mv is missing", w.JournalID)
 	}
-	if err := json.Unmarshal(w.MV, &out.MV); err != nil {
-		return fmt.Errorf("editlog record %d: mv: %w", w.JournalID, err)
-	}
 	if w.Op == OpUpserted {
+		// The full MV; its ref is derived rather than decoded a second time.
 		out.Definition = &mvstate.MV{}
 		if err := json.Unmarshal(w.MV, out.Definition); err != nil {
 			return fmt.Errorf("editlog record %d: mv: %w", w.JournalID, err)
 		}
+		out.MV = MVRef{DBID: out.Definition.DBID, MVID: out.Definition.MVID, MVName: out.Definition.MVName}
+	} else if err := json.Unmarshal(w.MV, &out.MV); err != nil {
+		return fmt.Errorf("editlog record %d: mv: %w", w.JournalID, err)
 	}
 	if w.VersionMap != nil {
 		in := make(map[string]mvstate.PartitionMap, len(w.VersionMap))

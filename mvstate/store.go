@@ -103,8 +103,10 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 		opt.LockTimeout = time.Second
 	}
 	path := filepath.Join(dir, FileName)
+	// InitialMmapSize reserves address space (not memory) so that a growing
+	// file is not re-mapped again and again, which stalls large rebuilds.
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opt.LockTimeout, NoSync: opt.NoSync,
-		FreelistType: bolt.FreelistMapType})
+		FreelistType: bolt.FreelistMapType, InitialMmapSize: 1 << 30})
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %s", ErrLocked, path)
 	}

@@ -34,7 +34,7 @@ type cluster struct {
 	prod    *kafkaio.Producer
 }
 
-func newCluster(t *testing.T) *cluster {
+func newCluster(t testing.TB) *cluster {
 	t.Helper()
 	ctx := context.Background()
 	c := &cluster{}
