@@ -183,13 +183,7 @@ func TestFailover_standbyTakesOverAfterKill9AndNothingIsLost(t *testing.T) {
 	c := newCluster(t)
 	dirA, dirB := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
 	a := c.start(t, "a", dirA)
-	eventually(t, 30*time.Second, "a active", func() error {
-		name, _, err := c.activeMember(ctx)
-		if err == nil && name != "a" {
-			return fmt.Errorf("active is %q", name)
-		}
-		return err
-	})
+	c.waitRole(t, a, "a", 1)
 	b := c.start(t, "b", dirB)
 	eventually(t, 30*time.Second, "b joined as standby", func() error {
 		name, n, err := c.activeMember(ctx)
@@ -335,7 +329,7 @@ func TestZombie_lateRecordOfOlderEpochIsIgnoredByFollowersAndFencedByRebuild(t *
 	ctx := context.Background()
 	c := newCluster(t)
 	a := c.start(t, "a", filepath.Join(t.TempDir(), "a"))
-	eventually(t, 30*time.Second, "a active", func() error { _, _, err := c.activeMember(ctx); return err })
+	c.waitRole(t, a, "a", 1)
 	f := c.start(t, "f", filepath.Join(t.TempDir(), "f"))
 	eventually(t, 30*time.Second, "f joined as standby", func() error {
 		name, n, err := c.activeMember(ctx)
@@ -419,7 +413,7 @@ func TestFailover_cleanShutdownHandsOverWithinAHeartbeat(t *testing.T) {
 	ctx := context.Background()
 	c := newCluster(t)
 	a := c.start(t, "a", filepath.Join(t.TempDir(), "a"))
-	eventually(t, 30*time.Second, "a active", func() error { _, _, err := c.activeMember(ctx); return err })
+	c.waitRole(t, a, "a", 1)
 	b := c.start(t, "b", filepath.Join(t.TempDir(), "b"))
 	eventually(t, 30*time.Second, "b joined as standby", func() error {
 		name, n, err := c.activeMember(ctx)

@@ -276,3 +276,20 @@ func (c *cluster) allCommitted(ctx context.Context) error {
 	}
 	return nil
 }
+
+// waitRole waits until the group is Stable with members members and active
+// is the writer; on failure it shows in's log.
+func (c *cluster) waitRole(t *testing.T, in *instance, active string, members int) {
+	t.Helper()
+	ctx := context.Background()
+	eventually(t, 30*time.Second, fmt.Sprintf("%s active with %d member(s)", active, members), func() error {
+		name, n, err := c.activeMember(ctx)
+		if err == nil && (name != active || n != members) {
+			err = fmt.Errorf("%d members, active %q", n, name)
+		}
+		if err != nil {
+			return fmt.Errorf("%w\nlog of %s:\n%s", err, in.name, in.tail())
+		}
+		return nil
+	})
+}

@@ -123,7 +123,9 @@ func OpenKafka(ctx context.Context, cfg *config.Config, log zerolog.Logger) (k *
 			return nil, fmt.Errorf("service: create topics: %w", err)
 		}
 	}
-	if parts, perr := k.Admin.Partitions(ctx, cfg.Kafka.Topics.EditLog); perr == nil && len(parts) != 1 {
+	// Zero partitions means metadata has not caught up with a topic just
+	// created; only more than one is an error.
+	if parts, perr := k.Admin.Partitions(ctx, cfg.Kafka.Topics.EditLog); perr == nil && len(parts) > 1 {
 		return nil, fmt.Errorf("service: edit-log topic %q has %d partitions; the journal needs exactly 1 (a total order)", cfg.Kafka.Topics.EditLog, len(parts))
 	}
 	k.Producer, err = kafkaio.NewProducer(kafkaio.ProducerConfig{Brokers: k.Brokers, ClientID: cfg.Kafka.ClientID,
