@@ -21,8 +21,8 @@ type overlay struct {
 	redefined []mvstate.MVKey
 }
 
-func newOverlay(v View) *overlay {
-	return &overlay{v: v, mvs: make(map[mvstate.MVKey]*mvOverlay)}
+func newOverlay(v View) overlay {
+	return overlay{v: v, mvs: make(map[mvstate.MVKey]*mvOverlay)}
 }
 
 // entryPatch is one partition entry changed in the batch: a new value, or a
@@ -34,6 +34,7 @@ type entryPatch struct {
 
 // tablePatch holds the changed entries of one native base table.
 type tablePatch struct {
+	table int64
 	// created is set when the batch added the table key to version_map
 	// (mv_refreshed merging a table the MV had not recorded).
 	created bool
@@ -61,8 +62,16 @@ type mvOverlay struct {
 	// baseTables is the current base_tables. It aliases base.BaseTables until
 	// the batch changes it; it is replaced, never written in place.
 	baseTables []mvstate.BaseTableInfo
-	native     map[int64]*tablePatch
-	ext        map[mvstate.BaseTableInfo]*extPatch
+	// native holds one patch per changed native table, in first-change
+	// order (an MV has few base tables: a linear scan beats a map here).
+	native    []*tablePatch
+	nativeBuf [1]*tablePatch
+	ext       map[mvstate.BaseTableInfo]*extPatch
+
+	// pending are the MV's open mv_version_repaired records, one per
+	// native table (see batch.pendingFor).
+	pending    []*pendingRepair
+	pendingBuf [1]*pendingRepair
 }
 
 // get returns the current state of MV k, or nil when it does not exist.
@@ -125,6 +134,9 @@ func (o *overlay) mvsWithExternal(ref mvstate.ExternalRef) []mvstate.MVKey {
 // index merges the View's answer with the redefined MVs that match. The
 // View's slice is read, never written.
 func (o *overlay) index(fromView []mvstate.MVKey, match func(*mvOverlay) bool) []mvstate.MVKey {
+	if len(o.redefined) == 0 {
+		return fromView // nothing to correct; callers only read it
+	}
 	out := make([]mvstate.MVKey, 0, len(fromView))
 	for _, k := range fromView {
 		if e, ok := o.mvs[k]; ok && e.redefined {
@@ -185,7 +197,7 @@ func (e *mvOverlay) name() string { return e.base.MVName }
 
 // hasTable reports whether version_map has a key for native table t.
 func (e *mvOverlay) hasTable(t int64) bool {
-	if p, ok := e.native[t]; ok && p.created {
+	if p := e.nativePatch(t); p != nil && p.created {
 		return true
 	}
 	_, ok := e.base.VersionMap[t]
@@ -194,7 +206,7 @@ func (e *mvOverlay) hasTable(t int64) bool {
 
 // entry returns the recorded entry of partition name of native table t.
 func (e *mvOverlay) entry(t int64, name string) (mvstate.BasePartitionInfo, bool) {
-	if p, ok := e.native[t]; ok {
+	if p := e.nativePatch(t); p != nil {
 		if ep, ok := p.entries[name]; ok {
 			return ep.v, !ep.del
 		}
@@ -203,15 +215,26 @@ func (e *mvOverlay) entry(t int64, name string) (mvstate.BasePartitionInfo, bool
 	return v, ok
 }
 
+// nativePatch returns the patch of native table t, or nil.
+func (e *mvOverlay) nativePatch(t int64) *tablePatch {
+	for _, p := range e.native {
+		if p.table == t {
+			return p
+		}
+	}
+	return nil
+}
+
+// tablePatch returns the patch of native table t, creating it.
 func (e *mvOverlay) tablePatch(t int64) *tablePatch {
+	if p := e.nativePatch(t); p != nil {
+		return p
+	}
+	p := &tablePatch{table: t, entries: make(map[string]entryPatch)}
 	if e.native == nil {
-		e.native = make(map[int64]*tablePatch)
+		e.native = e.nativeBuf[:0]
 	}
-	p, ok := e.native[t]
-	if !ok {
-		p = &tablePatch{entries: make(map[string]entryPatch)}
-		e.native[t] = p
-	}
+	e.native = append(e.native, p)
 	return p
 }
 
@@ -264,7 +287,8 @@ func (e *mvOverlay) materialize() *mvstate.MV {
 	if m.BaseTables == nil {
 		m.BaseTables = []mvstate.BaseTableInfo{}
 	}
-	for t, p := range e.native {
+	for _, p := range e.native {
+		t := p.table
 		parts, ok := m.VersionMap[t]
 		if !ok {
 			if !p.created {

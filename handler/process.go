@@ -41,15 +41,18 @@ func Process(v View, in []Input, opt Options) Result {
 
 // batch is the state of one Process call.
 type batch struct {
-	ov       *overlay
+	ov       overlay
 	opt      Options
 	next     int64
 	records  []*editlog.Record
 	outcomes []Outcome
 
-	// pending holds the open mv_version_repaired records, by (MV, table).
-	pending     map[pendingKey]*pendingRepair
-	pendingByMV map[mvstate.MVKey][]*pendingRepair
+	// open lists the MVs that have (or had) open mv_version_repaired
+	// records, in first-touch order; the records themselves hang off each
+	// MV's overlay (mvOverlay.pending), found by a short linear scan. An MV
+	// may be listed twice (repaired again after a seal); sealing empties it.
+	// No map: a one-repair batch must stay a handful of allocations.
+	open []*mvOverlay
 }
 
 type pendingKey struct {
@@ -69,6 +72,10 @@ type pendingRepair struct {
 	causes  []editlog.Cause
 	inputs  []int // outcome indices of the contributing inputs
 	overlay *mvOverlay
+	// Inline room for the common case of one contributing input; the
+	// record takes over causes (and the base table) with p when sealed.
+	causeBuf [1]editlog.Cause
+	inputBuf [1]int
 }
 
 func (b *batch) process(i int) {
@@ -151,24 +158,25 @@ func (b *batch) emitOther(k mvstate.MVKey, rec *editlog.Record, i int) {
 
 // pendingFor returns the open repair record of (MV e, table), creating it.
 func (b *batch) pendingFor(e *mvOverlay, table int64, bt mvstate.BaseTableInfo) *pendingRepair {
-	k := pendingKey{mv: e.key, table: table}
-	if p, ok := b.pending[k]; ok {
-		return p
-	}
-	if b.pending == nil {
-		b.pending = make(map[pendingKey]*pendingRepair)
-		b.pendingByMV = make(map[mvstate.MVKey][]*pendingRepair)
+	for _, p := range e.pending {
+		if p.key.table == table {
+			return p
+		}
 	}
 	p := &pendingRepair{
-		key:       k,
+		key:       pendingKey{mv: e.key, table: table},
 		mv:        editlog.MVRef{DBID: e.key.DBID, MVID: e.key.MVID, MVName: e.name()},
 		baseTable: bt,
 		parts:     make(mvstate.PartitionMap, 1),
 		prev:      make(mvstate.PartitionMap, 1),
 		overlay:   e,
 	}
-	b.pending[k] = p
-	b.pendingByMV[e.key] = append(b.pendingByMV[e.key], p)
+	p.causes, p.inputs = p.causeBuf[:0], p.inputBuf[:0]
+	if len(e.pending) == 0 {
+		b.open = append(b.open, e)
+		e.pending = e.pendingBuf[:0]
+	}
+	e.pending = append(e.pending, p)
 	return p
 }
 
@@ -182,13 +190,16 @@ func (p *pendingRepair) contribute(i int, src editlog.Cause) {
 	}
 }
 
-// sealMV emits MV k's pending repair records in table id order.
+// sealMV emits MV k's pending repair records in table id order. They hang
+// off k's current overlay: an MV's overlay is only replaced (upsert, drop)
+// after its pending records were sealed.
 func (b *batch) sealMV(k mvstate.MVKey) {
-	ps := b.pendingByMV[k]
-	if len(ps) == 0 {
+	e := b.ov.mvs[k]
+	if e == nil || len(e.pending) == 0 {
 		return
 	}
-	delete(b.pendingByMV, k)
+	ps := e.pending
+	e.pending = nil
 	slices.SortFunc(ps, func(x, y *pendingRepair) int { return cmpInt64(x.key.table, y.key.table) })
 	for _, p := range ps {
 		b.sealOne(p)
@@ -197,10 +208,17 @@ func (b *batch) sealMV(k mvstate.MVKey) {
 
 // sealAll emits every pending repair record in (MV key, table id) order.
 func (b *batch) sealAll() {
-	ps := make([]*pendingRepair, 0, len(b.pending))
-	for _, p := range b.pending {
-		ps = append(ps, p)
+	var ps []*pendingRepair
+	if len(b.open) == 1 {
+		ps = b.open[0].pending // the common case: no copy
+		b.open[0].pending = nil
+	} else {
+		for _, e := range b.open {
+			ps = append(ps, e.pending...)
+			e.pending = nil
+		}
 	}
+	b.open = nil
 	slices.SortFunc(ps, func(x, y *pendingRepair) int {
 		if c := compareKeys(x.key.mv, y.key.mv); c != 0 {
 			return c
@@ -210,16 +228,13 @@ func (b *batch) sealAll() {
 	for _, p := range ps {
 		b.sealOne(p)
 	}
-	b.pendingByMV = nil
 }
 
 func (b *batch) sealOne(p *pendingRepair) {
-	delete(b.pending, p.key)
-	bt := p.baseTable
 	rec := &editlog.Record{
 		Op:         editlog.OpVersionRepaired,
 		MV:         p.mv,
-		BaseTable:  &bt,
+		BaseTable:  &p.baseTable, // p is done with: the record owns it now
 		Partitions: p.parts,
 		Previous:   p.prev,
 		// The MV's last_refresh_time as it results from everything decided
@@ -227,6 +242,7 @@ func (b *batch) sealOne(p *pendingRepair) {
 		MVLastRefreshTime: p.overlay.lrt,
 		Causes:            p.causes,
 	}
+	p.overlay = nil // the record keeps p alive; not the batch's overlay
 	b.emit(rec, p.inputs...)
 }
 

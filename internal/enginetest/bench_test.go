@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/mvrepair/mvrepair/editlog"
 	"github.com/mvrepair/mvrepair/events"
@@ -47,7 +49,7 @@ func benchMV(key mvstate.MVKey, table int64, n int) *mvstate.MV {
 		VersionMap: mvstate.VersionMap{table: parts}, ExternalVersionMap: mvstate.ExternalVersionMap{}}
 }
 
-func putMVs(b *testing.B, s *mvstate.Store, mvs ...*mvstate.MV) {
+func putMVs(b testing.TB, s *mvstate.Store, mvs ...*mvstate.MV) {
 	b.Helper()
 	for _, m := range mvs {
 		if err := s.Commit(context.Background(), mvstate.Batch{Touched: []mvstate.MVKey{m.Key()}, Structural: true,
@@ -87,21 +89,50 @@ func commitRecords(s *mvstate.Store, recs []*editlog.Record, offset int64) error
 
 var benchSizes = []int{10, 10000, 100000}
 
+// cpuTime is the process's CPU time (user + system, every thread: GC
+// workers included). The machine is shared, so besides ns/op (wall time per
+// op, which includes waiting for a CPU) the repair benchmarks report
+// cpu-ns/op: CPU time actually spent per op.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpuMeter measures CPU time over a benchmark loop; count each iteration.
+type cpuMeter struct {
+	start time.Duration
+	n     int
+}
+
+func startCPU() *cpuMeter { return &cpuMeter{start: cpuTime()} }
+
+func (m *cpuMeter) report(b *testing.B) {
+	if m.n > 0 {
+		b.ReportMetric(float64(cpuTime()-m.start)/float64(m.n), "cpu-ns/op")
+	}
+}
+
 // BenchmarkRepair_onePartition: decide (handler.Process on the store) and
 // apply in memory (Store.Commit on a memory store with editlog.Apply and the
 // input offset) one one-partition repair of an MV recording N partitions.
 // Every iteration is a real repair: the event chains the partition's version
-// v→v+1. editlog-bytes/op is the size of the record (editlog.Encode), which
-// the writer also produces per record: see the /encoded variant.
+// v→v+1. editlog-bytes/op is the size of the record (editlog.Encode, done
+// once after the loop here; BenchmarkRepair_onePartitionEncoded times it).
 func BenchmarkRepair_onePartition(b *testing.B) {
 	for _, n := range benchSizes {
-		for _, encode := range []bool{false, true} {
-			name := fmt.Sprintf("partitions=%d", n)
-			if encode {
-				name += "/encoded"
-			}
-			b.Run(name, func(b *testing.B) { benchRepair(b, n, encode) })
-		}
+		b.Run(fmt.Sprintf("partitions=%d", n), func(b *testing.B) { benchRepair(b, n, false) })
+	}
+}
+
+// BenchmarkRepair_onePartitionEncoded is BenchmarkRepair_onePartition plus
+// editlog.Encode of the record, as the live writer does for its outbox: the
+// writer's whole in-memory cost per one-partition repair.
+func BenchmarkRepair_onePartitionEncoded(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("partitions=%d", n), func(b *testing.B) { benchRepair(b, n, true) })
 	}
 }
 
@@ -113,7 +144,9 @@ func benchRepair(b *testing.B, n int, encode bool) {
 	var last *editlog.Record
 	size := 0
 	b.ReportAllocs()
+	cpu := startCPU()
 	for b.Loop() {
+		cpu.n++
 		res := handler.Process(s, in, handler.Options{NextJournalID: s.JournalID() + 1, Epoch: 1, Now: benchTime})
 		if len(res.Records) != 1 {
 			b.Fatalf("%d records: %+v", len(res.Records), res.Outcomes)
@@ -134,6 +167,7 @@ func benchRepair(b *testing.B, n int, encode bool) {
 		p.LastVersion, p.NewVersion, p.NewVersionTime = p.NewVersion, p.NewVersion+1, p.NewVersionTime+1
 		in[0].Source.Offset++
 	}
+	cpu.report(b)
 	if !encode {
 		enc, err := editlog.Encode(last)
 		if err != nil {
@@ -144,6 +178,79 @@ func benchRepair(b *testing.B, n int, encode bool) {
 	b.ReportMetric(float64(size), "editlog-bytes/op")
 	if got := s.Get(benchMVKey).VersionMap[benchTable][benchPartName(n/2)].Version; got != ev.Partitions[0].LastVersion {
 		b.Fatalf("partition at version %d, want %d", got, ev.Partitions[0].LastVersion)
+	}
+}
+
+// BenchmarkRepairPhases splits BenchmarkRepair_onePartition (no encoding):
+// decide is handler.Process alone (the decision is not applied, so every
+// iteration decides the same repair); apply is commitRecords alone (the same
+// one-partition record re-applied under the next journal id, its
+// last_refresh_time raised each time like a real repair's); encode is
+// editlog.Encode of that record and marshaljson Record.MarshalJSON (same
+// bytes, what the writer calls).
+func BenchmarkRepairPhases(b *testing.B) {
+	for _, n := range []int{10, 100000} {
+		setup := func(b *testing.B) (*mvstate.Store, []handler.Input, *editlog.Record) {
+			s := mvstate.NewMemory()
+			putMVs(b, s, benchMV(benchMVKey, benchTable, n))
+			in := []handler.Input{{Event: repairEvent(benchTable, n/2, 5),
+				Source: editlog.Cause{EventID: benchEventID, Topic: topicInput}}}
+			rec := handler.Process(s, in, handler.Options{NextJournalID: 1, Epoch: 1, Now: benchTime}).Records[0]
+			return s, in, rec
+		}
+		b.Run(fmt.Sprintf("decide/partitions=%d", n), func(b *testing.B) {
+			s, in, _ := setup(b)
+			b.ReportAllocs()
+			cpu := startCPU()
+			for b.Loop() {
+				cpu.n++
+				if res := handler.Process(s, in, handler.Options{NextJournalID: s.JournalID() + 1, Epoch: 1, Now: benchTime}); len(res.Records) != 1 {
+					b.Fatalf("%d records", len(res.Records))
+				}
+			}
+			cpu.report(b)
+		})
+		b.Run(fmt.Sprintf("apply/partitions=%d", n), func(b *testing.B) {
+			s, _, rec := setup(b)
+			recs := []*editlog.Record{rec}
+			b.ReportAllocs()
+			cpu := startCPU()
+			for b.Loop() {
+				rec.JournalID = s.JournalID() + 1
+				rec.MVLastRefreshTime++
+				if err := commitRecords(s, recs, int64(cpu.n)); err != nil {
+					b.Fatal(err)
+				}
+				cpu.n++
+			}
+			cpu.report(b)
+		})
+		b.Run(fmt.Sprintf("encode/partitions=%d", n), func(b *testing.B) {
+			_, _, rec := setup(b)
+			b.ReportAllocs()
+			cpu := startCPU()
+			for b.Loop() {
+				cpu.n++
+				if _, err := editlog.Encode(rec); err != nil {
+					b.Fatal(err)
+				}
+			}
+			cpu.report(b)
+		})
+		// What the writer calls (internal/pipeline/processor.go): the same
+		// bytes without json.Marshal's second validate-and-compact pass.
+		b.Run(fmt.Sprintf("marshaljson/partitions=%d", n), func(b *testing.B) {
+			_, _, rec := setup(b)
+			b.ReportAllocs()
+			cpu := startCPU()
+			for b.Loop() {
+				cpu.n++
+				if _, err := rec.MarshalJSON(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			cpu.report(b)
+		})
 	}
 }
 
@@ -160,7 +267,9 @@ func BenchmarkRepair_starRocksBaseline(b *testing.B) {
 			ev := repairEvent(benchTable, n/2, 5)
 			size := 0
 			b.ReportAllocs()
+			cpu := startCPU()
 			for b.Loop() {
+				cpu.n++
 				p := &ev.Partitions[0]
 				parts := m.VersionMap[ev.TableID]
 				cur, ok := parts[p.PartitionName]
@@ -176,6 +285,7 @@ func BenchmarkRepair_starRocksBaseline(b *testing.B) {
 				size = len(rec)
 				p.LastVersion, p.NewVersion, p.NewVersionTime = p.NewVersion, p.NewVersion+1, p.NewVersionTime+1
 			}
+			cpu.report(b)
 			b.ReportMetric(float64(size), "editlog-bytes/op")
 		})
 	}
@@ -184,7 +294,8 @@ func BenchmarkRepair_starRocksBaseline(b *testing.B) {
 // BenchmarkCommit_1000Repairs: one durable commit (bbolt on the local disk,
 // real fsync) of 1,000 one-partition repairs spread over 4 MVs of 10,000
 // partitions each, with their edit-log records in the outbox and the input
-// offset, as the live writer commits them.
+// offset, as the live writer commits them (the commit also deletes the
+// previous batch's acknowledged outbox).
 //
 //   - records=1000: 1,000 separate mv_version_repaired records (what 1,000
 //     repairs decided in 1,000 batches would journal), applied in one commit.
@@ -234,6 +345,7 @@ func BenchmarkCommit_1000Repairs(b *testing.B) {
 				return in
 			}
 			nRecords, nBytes := 0, 0
+			var acked, last uint64
 			b.ReportAllocs()
 			encodeAll := func(recs []*editlog.Record) [][]byte {
 				out := make([][]byte, len(recs))
@@ -264,7 +376,9 @@ func BenchmarkCommit_1000Repairs(b *testing.B) {
 				}
 				keys, structural := editlog.Touches(recs)
 				if err := s.Commit(context.Background(), mvstate.Batch{Touched: keys, Structural: structural, Apply: func(tx *mvstate.Tx) error {
-					var last uint64
+					// The previous batch's outbox counts as published: this
+					// commit deletes it, as the writer's next commit does.
+					tx.AckOutbox(acked)
 					for i, r := range recs {
 						if res, err := editlog.Apply(tx, r); err != nil || res != editlog.Applied {
 							return fmt.Errorf("record %d: %v %v", r.JournalID, res, err)
@@ -272,11 +386,11 @@ func BenchmarkCommit_1000Repairs(b *testing.B) {
 						last = tx.AddOutbox(mvstate.OutboxMessage{Topic: topicEditLog, Key: []byte(r.Key()), Value: encoded[i],
 							Headers: map[string]string{editlog.HeaderJournalID: r.JournalHeader()}, HeaderOrder: []string{editlog.HeaderJournalID}})
 					}
-					tx.AckOutbox(last) // as if published at once: keeps the outbox small
 					return tx.SetOffset(topicInput, 0, offset)
 				}}); err != nil {
 					b.Fatal(err)
 				}
+				acked = last
 			}
 			b.ReportMetric(float64(nRecords), "records/op")
 			b.ReportMetric(float64(nBytes), "editlog-bytes/op")
@@ -330,27 +444,32 @@ func openBenchStore(b *testing.B, mvs, perMV int) string {
 	return dir
 }
 
-// BenchmarkOpen: reopen a store of N native partition entries (100 MVs): the
-// bbolt file opened and the whole state loaded into memory with its indexes,
-// which is what a restart costs before the writer can consume.
-func BenchmarkOpen(b *testing.B) {
-	for _, n := range []int{200000, 1000000} {
-		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
-			dir := openBenchStore(b, 100, n/100)
-			if fi, err := os.Stat(filepath.Join(dir, mvstate.FileName)); err == nil {
-				b.ReportMetric(float64(fi.Size())/(1<<20), "file-MiB")
-			}
-			b.ReportAllocs()
-			for b.Loop() {
-				s, err := mvstate.Open(context.Background(), dir, mvstate.Options{})
-				if err != nil {
-					b.Fatal(err)
-				}
-				if s.Len() != 100 {
-					b.Fatalf("%d mvs", s.Len())
-				}
-				s.Close()
-			}
-		})
+// BenchmarkOpen_1MEntries: reopen a store of 1,000,000 native partition
+// entries (100 MVs of 10,000): the bbolt file opened and the whole state
+// loaded into memory with its indexes, which is what a restart costs before
+// the writer can consume (and a bound for "rebuild 1M entries": a rebuild
+// writes the same entries, then opens them).
+func BenchmarkOpen_1MEntries(b *testing.B) { benchOpen(b, 100, 10000) }
+
+// BenchmarkOpen_200kEntries is the same with 200,000 entries (100 MVs of
+// 2,000), to show the cost is linear in the entries.
+func BenchmarkOpen_200kEntries(b *testing.B) { benchOpen(b, 100, 2000) }
+
+func benchOpen(b *testing.B, mvs, perMV int) {
+	dir := openBenchStore(b, mvs, perMV)
+	b.ReportAllocs()
+	for b.Loop() {
+		s, err := mvstate.Open(context.Background(), dir, mvstate.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if s.Len() != mvs {
+			b.Fatalf("%d mvs", s.Len())
+		}
+		s.Close()
 	}
+	if fi, err := os.Stat(filepath.Join(dir, mvstate.FileName)); err == nil {
+		b.ReportMetric(float64(fi.Size())/(1<<20), "file-MiB")
+	}
+	b.ReportMetric(float64(mvs*perMV), "entries")
 }
