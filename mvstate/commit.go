@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -28,22 +29,70 @@ type Batch struct {
 
 // Tx is the view of the state inside one commit. Every change is applied to
 // memory at once (so later changes in the batch see earlier ones) and to the
-// bbolt transaction; if the commit fails, an undo log restores memory.
+// bbolt transaction; if the commit fails, an undo log restores memory. A Tx is
+// valid only during its Batch.Apply call (the store reuses it).
 type Tx struct {
-	s      *Store
-	btx    *bolt.Tx // nil for a memory-only store
-	batch  Batch
-	locked map[MVKey]bool
-	undo   []func()
-	dirty  map[MVKey]bool // headers to rewrite
-	newAck uint64
-	outbox []OutboxMessage
+	s       *Store
+	btx     *bolt.Tx // nil for a memory-only store
+	batch   Batch
+	locked  []MVKey  // sorted: the MVs Apply may change
+	entries []*entry // the entry locks held, to release
+	undo    []undoRec
+	dirty   map[MVKey]bool // headers to rewrite
+	newAck  uint64
+	outbox  []OutboxMessage
 
 	// Meta values are buffered here and published to the store (under
 	// metaMu) only once the commit is durable.
 	journalID, epoch int64
 	outboxSeq        uint64
 	offsets          map[TopicPartition]int64
+}
+
+// undoRec restores one change. The two common changes of a repair (an entry,
+// a last refresh time) are plain records; rarer ones carry a closure.
+type undoRec struct {
+	fn      func()
+	pm      PartitionMap
+	name    string
+	prev    BasePartitionInfo
+	existed bool
+	mv      *MV
+	lrt     int64
+}
+
+func (u *undoRec) run() {
+	switch {
+	case u.fn != nil:
+		u.fn()
+	case u.pm != nil:
+		if u.existed {
+			u.pm[u.name] = u.prev
+		} else {
+			delete(u.pm, u.name)
+		}
+	case u.mv != nil:
+		u.mv.LastRefreshTime = u.lrt
+	}
+}
+
+// reset prepares the store's reusable Tx for a new commit.
+func (tx *Tx) reset(s *Store, b Batch) {
+	clear(tx.undo)
+	clear(tx.outbox)
+	clear(tx.entries)
+	*tx = Tx{s: s, batch: b, locked: tx.locked[:0], entries: tx.entries[:0], undo: tx.undo[:0],
+		dirty: tx.dirty, outbox: tx.outbox[:0], offsets: tx.offsets,
+		journalID: s.journalID, epoch: s.epoch, outboxSeq: s.outboxSeq}
+	if tx.dirty == nil {
+		tx.dirty = map[MVKey]bool{}
+		tx.offsets = map[TopicPartition]int64{}
+	}
+	clear(tx.dirty)
+	clear(tx.offsets)
+	tx.locked = append(tx.locked, b.Touched...)
+	slices.SortFunc(tx.locked, compareKeys)
+	tx.locked = slices.Compact(tx.locked)
 }
 
 // Commit runs b.Apply and makes its changes durable in one bbolt transaction
@@ -66,16 +115,22 @@ func (s *Store) Commit(ctx context.Context, b Batch) (err error) {
 		s.mu.RLock()
 		defer s.mu.RUnlock()
 	}
-	keys := sortKeys(b.Touched)
-	tx := &Tx{s: s, batch: b, locked: make(map[MVKey]bool, len(keys)), dirty: map[MVKey]bool{},
-		journalID: s.journalID, epoch: s.epoch, outboxSeq: s.outboxSeq, offsets: map[TopicPartition]int64{}}
-	for _, k := range keys {
-		tx.locked[k] = true
+	if s.tx == nil {
+		s.tx = &Tx{}
+	}
+	tx := s.tx
+	tx.reset(s, b)
+	for _, k := range tx.locked {
 		if e := s.mvs[k]; e != nil {
 			e.mu.Lock()
-			defer e.mu.Unlock()
+			tx.entries = append(tx.entries, e)
 		}
 	}
+	defer func() {
+		for _, e := range tx.entries {
+			e.mu.Unlock()
+		}
+	}()
 	if s.db != nil {
 		if tx.btx, err = s.db.Begin(true); err != nil {
 			return fmt.Errorf("mvstate: begin: %w", err)
@@ -89,7 +144,7 @@ func (s *Store) Commit(ctx context.Context, b Batch) (err error) {
 			_ = tx.btx.Rollback()
 		}
 		for i := len(tx.undo) - 1; i >= 0; i-- {
-			tx.undo[i]()
+			tx.undo[i].run()
 		}
 	}()
 	if b.Apply != nil {
@@ -210,7 +265,7 @@ func (tx *Tx) Epoch() int64 { return tx.epoch }
 // ---- Tx changes ----------------------------------------------------------------
 
 func (tx *Tx) check(key MVKey, structural bool) error {
-	if !tx.locked[key] || (structural && !tx.batch.Structural) {
+	if _, ok := slices.BinarySearchFunc(tx.locked, key, compareKeys); !ok || (structural && !tx.batch.Structural) {
 		return fmt.Errorf("%w: mv %s", ErrNotLocked, key)
 	}
 	return nil
@@ -246,11 +301,11 @@ func (tx *Tx) PutMV(m *MV) error {
 		s.indexRemove(key, old.mv)
 		prev := old.mv
 		old.mv = nm
-		tx.undo = append(tx.undo, func() { s.indexRemove(key, nm); old.mv = prev; s.indexAdd(key, prev) })
+		tx.undo = append(tx.undo, undoRec{fn: func() { s.indexRemove(key, nm); old.mv = prev; s.indexAdd(key, prev) }})
 	} else {
 		e := &entry{mv: nm}
 		s.mvs[key] = e
-		tx.undo = append(tx.undo, func() { s.indexRemove(key, nm); delete(s.mvs, key) })
+		tx.undo = append(tx.undo, undoRec{fn: func() { s.indexRemove(key, nm); delete(s.mvs, key) }})
 	}
 	s.indexAdd(key, nm)
 	tx.dirty[key] = true
@@ -294,7 +349,7 @@ func (tx *Tx) DeleteMV(key MVKey) error {
 	}
 	s.indexRemove(key, old.mv)
 	delete(s.mvs, key)
-	tx.undo = append(tx.undo, func() { s.mvs[key] = old; s.indexAdd(key, old.mv) })
+	tx.undo = append(tx.undo, undoRec{fn: func() { s.mvs[key] = old; s.indexAdd(key, old.mv) }})
 	tx.dirty[key] = true
 	if tx.btx == nil {
 		return nil
@@ -327,12 +382,12 @@ func (tx *Tx) SetPartitions(key MVKey, tableID int64, entries PartitionMap) erro
 		pm = PartitionMap{}
 		m.VersionMap[tableID] = pm
 		tx.dirty[key] = true
-		tx.undo = append(tx.undo, func() { delete(m.VersionMap, tableID) })
+		tx.undo = append(tx.undo, undoRec{fn: func() { delete(m.VersionMap, tableID) }})
 	}
 	for name, p := range entries {
 		prev, existed := pm[name]
 		pm[name] = p
-		tx.undo = append(tx.undo, undoEntry(pm, name, prev, existed))
+		tx.undo = append(tx.undo, undoRec{pm: pm, name: name, prev: prev, existed: existed})
 		if tx.btx != nil {
 			if err := tx.btx.Bucket(bucketParts).Put(partKey(key, tableID, name), entryBytes(p)); err != nil {
 				return err
@@ -355,7 +410,7 @@ func (tx *Tx) DeletePartitions(key MVKey, tableID int64, names []string) error {
 			continue
 		}
 		delete(pm, name)
-		tx.undo = append(tx.undo, undoEntry(pm, name, prev, true))
+		tx.undo = append(tx.undo, undoRec{pm: pm, name: name, prev: prev, existed: true})
 		if tx.btx != nil {
 			if err := tx.btx.Bucket(bucketParts).Delete(partKey(key, tableID, name)); err != nil {
 				return err
@@ -376,12 +431,12 @@ func (tx *Tx) SetExternalPartitions(key MVKey, bt BaseTableInfo, entries Partiti
 		pm = PartitionMap{}
 		m.ExternalVersionMap[bt] = pm
 		tx.dirty[key] = true
-		tx.undo = append(tx.undo, func() { delete(m.ExternalVersionMap, bt) })
+		tx.undo = append(tx.undo, undoRec{fn: func() { delete(m.ExternalVersionMap, bt) }})
 	}
 	for name, p := range entries {
 		prev, existed := pm[name]
 		pm[name] = p
-		tx.undo = append(tx.undo, undoEntry(pm, name, prev, existed))
+		tx.undo = append(tx.undo, undoRec{pm: pm, name: name, prev: prev, existed: existed})
 		if tx.btx != nil {
 			if err := tx.btx.Bucket(bucketExt).Put(extKey(key, bt, name), entryBytes(p)); err != nil {
 				return err
@@ -421,7 +476,7 @@ func (tx *Tx) ReplaceExternalTable(key MVKey, old, nw BaseTableInfo, entries Par
 		m.ExternalVersionMap[nw] = PartitionMap{}
 	}
 	s.indexAdd(key, m)
-	tx.undo = append(tx.undo, func() {
+	tx.undo = append(tx.undo, undoRec{fn: func() {
 		s.indexRemove(key, m)
 		m.BaseTables = prevTables
 		delete(m.ExternalVersionMap, nw)
@@ -432,7 +487,7 @@ func (tx *Tx) ReplaceExternalTable(key MVKey, old, nw BaseTableInfo, entries Par
 			m.ExternalVersionMap[old] = prevOld
 		}
 		s.indexAdd(key, m)
-	})
+	}})
 	tx.dirty[key] = true
 	if tx.btx == nil {
 		return nil
@@ -461,9 +516,8 @@ func (tx *Tx) SetLastRefreshTime(key MVKey, t int64) error {
 	if m.LastRefreshTime == t {
 		return nil
 	}
-	prev := m.LastRefreshTime
+	tx.undo = append(tx.undo, undoRec{mv: m, lrt: m.LastRefreshTime})
 	m.LastRefreshTime = t
-	tx.undo = append(tx.undo, func() { m.LastRefreshTime = prev })
 	tx.dirty[key] = true
 	return nil
 }
@@ -516,15 +570,5 @@ func (tx *Tx) AddOutbox(m OutboxMessage) uint64 {
 func (tx *Tx) AckOutbox(through uint64) {
 	if through > tx.newAck {
 		tx.newAck = through
-	}
-}
-
-func undoEntry(pm PartitionMap, name string, prev BasePartitionInfo, existed bool) func() {
-	return func() {
-		if existed {
-			pm[name] = prev
-		} else {
-			delete(pm, name)
-		}
 	}
 }

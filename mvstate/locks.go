@@ -26,17 +26,19 @@ import (
 	"slices"
 )
 
-// sortKeys sorts MV keys into lock order and removes duplicates.
+// sortKeys sorts MV keys into lock order and removes duplicates, in place.
 func sortKeys(keys []MVKey) []MVKey {
-	out := slices.Clone(keys)
-	slices.SortFunc(out, func(a, b MVKey) int {
-		switch {
-		case a.Less(b):
-			return -1
-		case b.Less(a):
-			return 1
-		}
-		return 0
-	})
-	return slices.Compact(out)
+	slices.SortFunc(keys, compareKeys)
+	return slices.Compact(keys)
+}
+
+// compareKeys orders keys by (db_id, mv_id): the lock order.
+func compareKeys(a, b MVKey) int {
+	switch {
+	case a.Less(b):
+		return -1
+	case b.Less(a):
+		return 1
+	}
+	return 0
 }

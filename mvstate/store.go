@@ -66,6 +66,9 @@ type Store struct {
 	outboxSeq uint64
 	offsets   map[TopicPartition]int64
 
+	// tx is reused by every commit (commits are serialized by commitMu).
+	tx *Tx
+
 	// failCommit, when set (tests only, via SetCommitHook), runs before the
 	// bbolt commit and fails the commit if it returns an error.
 	failCommit func() error

@@ -113,7 +113,11 @@ func TestProperty_durableStoreMatchesLiveAndReopens(t *testing.T) {
 		for _, m := range outbox {
 			kept[m.Seq] = string(m.Value)
 		}
-		for _, m := range disk.last.Outbox {
+		var lastOutbox []mvstate.OutboxMessage
+		if disk.last != nil { // nil when the drawn stream was empty
+			lastOutbox = disk.last.Outbox
+		}
+		for _, m := range lastOutbox {
 			if v, ok := kept[m.Seq]; !ok || v != string(m.Value) {
 				rt.Fatalf("reopened outbox lost or changed unacknowledged message %d (has %d messages)", m.Seq, len(outbox))
 			}
