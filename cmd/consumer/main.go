@@ -7,6 +7,7 @@
 //	consumer replay     rewind the stopped group and the applied offsets
 //	consumer rebuild    a new state store from the edit log alone
 //	consumer healthcheck  exit 0 if /readyz answers 200 (container health checks)
+//	consumer load       throughput and latency benchmark next to a pass-through baseline
 //
 // Every command reads config.yaml (or --config) and MVREPAIR_* env vars.
 package main
@@ -63,7 +64,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&g.configPath, "config", "", "config file (default: built-in defaults; every key can be set by MVREPAIR_* env vars)")
-	root.AddCommand(newRunCmd(g), newDemoCmd(g), newProduceCmd(g), newStateCmd(g), newReplayCmd(g), newRebuildCmd(g), newHealthcheckCmd())
+	root.AddCommand(newRunCmd(g), newDemoCmd(g), newProduceCmd(g), newStateCmd(g), newReplayCmd(g), newRebuildCmd(g), newHealthcheckCmd(), newLoadCmd(g))
 	return root
 }
 

@@ -20,12 +20,19 @@ type latencySpec struct {
 	kBase  int64  // stream index of the phase's first event
 	// outTopic is tailed; ids reports the event ids a record of it names.
 	outTopic string
-	ids      func(m kafkaio.Message, fn func(id []byte))
+	ids      func(m kafkaio.Message, fn func(id []byte, at int64))
 	// expected is how many output records name event k (one per MV of its
 	// table for the repair pipeline, one for pass-through).
 	expected func(k int64) int32
 	// alive reports a failure of the pipeline under test.
 	alive func() error
+	// stats, when set, returns the pipeline's cumulative batch figures.
+	stats func() batchStats
+}
+
+// batchStats are cumulative batch figures of the service's metrics.
+type batchStats struct {
+	batches, events, processSecs, publishSecs float64
 }
 
 // producers is the number of concurrent publishers of a latency phase.
@@ -42,9 +49,11 @@ func (r *runner) latency(ctx context.Context, sp latencySpec) (Latency, error) {
 	if n <= 0 {
 		return lat, nil
 	}
-	sent := make([]atomic.Int64, n) // produce time, unix ns
-	seen := make([]atomic.Int32, n) // records read naming the event
-	recv := make([]atomic.Int64, n) // time the last expected record was read
+	sent := make([]atomic.Int64, n)    // produce time, unix ns
+	seen := make([]atomic.Int32, n)    // records read naming the event
+	recv := make([]atomic.Int64, n)    // time the last expected record was read
+	acked := make([]atomic.Int64, n)   // time Publish returned, unix ns
+	batchAt := make([]atomic.Int64, n) // the record's "at" (ms): when the writer's batch was decided
 	want := make([]int32, n)
 	for i := range want {
 		want[i] = sp.expected(sp.kBase + int64(i))
@@ -79,7 +88,7 @@ func (r *runner) latency(ctx context.Context, sp latencySpec) (Latency, error) {
 				continue
 			}
 			now := time.Now().UnixNano()
-			sp.ids(m, func(id []byte) {
+			sp.ids(m, func(id []byte, at int64) {
 				rest, ok := bytes.CutPrefix(id, prefix)
 				if !ok {
 					return
@@ -87,6 +96,9 @@ func (r *runner) latency(ctx context.Context, sp latencySpec) (Latency, error) {
 				i, err := strconv.Atoi(string(rest))
 				if err != nil || i < 0 || i >= n {
 					return
+				}
+				if at > 0 {
+					batchAt[i].CompareAndSwap(0, at)
 				}
 				if seen[i].Add(1) == want[i] {
 					recv[i].Store(now)
@@ -100,6 +112,10 @@ func (r *runner) latency(ctx context.Context, sp latencySpec) (Latency, error) {
 		return lat, err
 	}
 
+	var before batchStats
+	if sp.stats != nil {
+		before = sp.stats()
+	}
 	r.progress("%s latency: producing %d events/s for %s", sp.name, rate, dur)
 	input := r.cfg.Kafka.Topics.Input
 	chans := make([]chan int, producers)
@@ -150,6 +166,10 @@ func (r *runner) latency(ctx context.Context, sp latencySpec) (Latency, error) {
 				if err := r.producer.Publish(ctx, msgs...); err != nil {
 					setErr(err)
 				}
+				done := time.Now().UnixNano()
+				for _, j := range batch {
+					acked[j].Store(done)
+				}
 			}
 		}(chans[w])
 	}
@@ -188,11 +208,28 @@ func (r *runner) latency(ctx context.Context, sp latencySpec) (Latency, error) {
 	}
 	stopTail()
 	tailWG.Wait()
+	if sp.stats != nil {
+		after := sp.stats()
+		if b := after.batches - before.batches; b > 0 {
+			lat.Batches = int(b)
+			lat.AvgBatch = (after.events - before.events) / b
+			lat.ProcessMsPerBatch = 1000 * (after.processSecs - before.processSecs) / b
+			lat.PublishMsPerBatch = 1000 * (after.publishSecs - before.publishSecs) / b
+		}
+	}
 
 	ds := make([]time.Duration, 0, n)
+	var ack, toBatch []time.Duration
 	for i := 0; i < n; i++ {
-		if s, rcv := sent[i].Load(), recv[i].Load(); s > 0 && rcv > 0 {
+		s := sent[i].Load()
+		if rcv := recv[i].Load(); s > 0 && rcv > 0 {
 			ds = append(ds, time.Duration(rcv-s))
+		}
+		if a := acked[i].Load(); s > 0 && a > 0 {
+			ack = append(ack, time.Duration(a-s))
+		}
+		if at := batchAt[i].Load(); s > 0 && at > 0 {
+			toBatch = append(toBatch, time.Duration(at*int64(time.Millisecond)-s))
 		}
 	}
 	lat.Produced = n
@@ -200,6 +237,14 @@ func (r *runner) latency(ctx context.Context, sp latencySpec) (Latency, error) {
 	lat.Missing = n - len(ds)
 	lat.AchievedRate = float64(n) / produceSecs
 	fillPercentiles(&lat, ds)
+	var part Latency
+	fillPercentiles(&part, ack)
+	lat.ProduceAckP50Ms, lat.ProduceAckP99Ms = part.P50Ms, part.P99Ms
+	if len(toBatch) > 0 {
+		part = Latency{}
+		fillPercentiles(&part, toBatch)
+		lat.ToBatchP50Ms, lat.ToBatchP99Ms = part.P50Ms, part.P99Ms
+	}
 	if lat.Missing > 0 {
 		r.report.Notes = append(r.report.Notes, fmt.Sprintf("%s latency: %d of %d events never fully reached %s within 30s",
 			sp.name, lat.Missing, n, sp.outTopic))

@@ -51,6 +51,7 @@ import (
 	"github.com/mvrepair/mvrepair/internal/embedded"
 	"github.com/mvrepair/mvrepair/internal/kafkaio"
 	"github.com/mvrepair/mvrepair/internal/logging"
+	"github.com/mvrepair/mvrepair/internal/service"
 )
 
 // Defaults, sized for a 2-core machine.
@@ -62,7 +63,7 @@ const (
 	DefaultTables          = 12
 	DefaultPartitions      = 50
 	DefaultTopicPartitions = 6
-	DefaultTailMaxWait     = 5 * time.Millisecond
+	DefaultTailMaxWait     = 100 * time.Millisecond
 )
 
 // Options configures a run. Zero values take the defaults above; Config's
@@ -171,6 +172,7 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		rep.Ratio = rep.Repair.EventsPerSec / rep.PassThrough.EventsPerSec
 	}
 	rep.Targets = targets(rep, opt)
+	rep.Machine.LoadAvgEnd = loadAvg()
 	return rep, nil
 }
 
@@ -205,6 +207,11 @@ func (r *runner) setup(ctx context.Context) (err error) {
 		r.brokers = []string{r.broker.Addr()}
 	} else {
 		r.brokers = opt.Brokers
+		defer func() {
+			if err == nil {
+				r.progress("topics %s* and groups mvrepair-load-*%s stay on the cluster (delete them when done)", "load-"+id+"-", id)
+			}
+		}()
 	}
 	cfg.State.Dir = filepath.Join(r.dir, "state")
 	cfg.Kafka.Brokers = strings.Join(r.brokers, ",")
@@ -237,8 +244,12 @@ func (r *runner) setup(ctx context.Context) (err error) {
 	if r.admin, err = kafkaio.NewAdmin(kafkaio.AdminConfig{Brokers: r.brokers, ClientID: cfg.Kafka.ClientID}); err != nil {
 		return err
 	}
-	if err := r.admin.EnsureTopics(ctx, []kafkaio.TopicSpec{{Name: r.outTopic, Partitions: opt.TopicPartitions,
-		ReplicationFactor: cfg.Kafka.ReplicationFactor}}); err != nil {
+	// The service's topics (as service.Open would create them) and the
+	// baseline's output, created through this admin so that its metadata
+	// knows them.
+	specs := append(service.TopicSpecs(cfg), kafkaio.TopicSpec{Name: r.outTopic, Partitions: opt.TopicPartitions,
+		ReplicationFactor: cfg.Kafka.ReplicationFactor})
+	if err := r.admin.EnsureTopics(ctx, specs); err != nil {
 		return err
 	}
 	if r.producer, err = r.newProducer(); err != nil {

@@ -22,6 +22,7 @@ type passThrough struct {
 	next      map[int]int64 // committed next offsets of the input topic
 	tActive   time.Time
 	tFirst    time.Time
+	cpuFirst  time.Duration
 	firstN    int
 	batches   int
 	published int64
@@ -135,7 +136,7 @@ func (pt *passThrough) generation(ctx context.Context, gen *kafkaio.Generation) 
 		}
 		pt.mu.Lock()
 		if pt.tFirst.IsZero() {
-			pt.tFirst, pt.firstN = time.Now(), len(batch)
+			pt.tFirst, pt.firstN, pt.cpuFirst = time.Now(), len(batch), processCPU()
 		}
 		pt.mu.Unlock()
 		out := make([]kafkaio.Message, len(batch))
@@ -253,6 +254,7 @@ func (r *runner) passThroughPhases(ctx context.Context, h1, h2 map[int]int64) er
 	}
 	defer pt.stop()
 	var tEnd time.Time
+	var cpuEnd time.Duration
 	deadline := time.NewTimer(10*time.Minute + time.Duration(N)*time.Millisecond)
 	defer deadline.Stop()
 	check := time.NewTicker(100 * time.Millisecond)
@@ -262,6 +264,7 @@ wait:
 	for {
 		select {
 		case tEnd = <-at:
+			cpuEnd = processCPU()
 			break wait
 		case <-check.C:
 			if err := pt.failure(); err != nil {
@@ -274,7 +277,7 @@ wait:
 		}
 	}
 	pt.mu.Lock()
-	tActive, tFirst, firstN, batches := pt.tActive, pt.tFirst, int64(pt.firstN), pt.batches
+	tActive, tFirst, firstN, batches, cpuFirst := pt.tActive, pt.tFirst, int64(pt.firstN), pt.batches, pt.cpuFirst
 	pt.mu.Unlock()
 	tp := Throughput{
 		Events:           r.opt.Events,
@@ -288,7 +291,9 @@ wait:
 		Commits:          batches,
 		Records:          N,
 		Verified:         true,
+		CPUSeconds:       (cpuEnd - cpuFirst).Seconds(),
 	}
+	tp.CPUUtilization = tp.CPUSeconds / (tp.Seconds * float64(r.report.Machine.NumCPU))
 	if batches > 0 {
 		tp.AvgBatch = float64(N) / float64(batches)
 	}

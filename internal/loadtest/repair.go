@@ -147,6 +147,7 @@ func (r *runner) repairPhases(ctx context.Context, h1 map[int]int64) (map[int]in
 	s.start(ctx)
 	var tActive, tFirst, tApplied time.Time
 	var doneAtFirst int64
+	var cpuFirst time.Duration
 	N := int64(r.opt.Events)
 	deadline := time.Now().Add(10*time.Minute + time.Duration(N)*time.Millisecond)
 	tick := time.NewTicker(time.Millisecond)
@@ -158,7 +159,7 @@ func (r *runner) repairPhases(ctx context.Context, h1 map[int]int64) (map[int]in
 		}
 		done := doneBelow(st.AppliedOffset, input, h1)
 		if tFirst.IsZero() && done > 0 {
-			tFirst, doneAtFirst = now, done
+			tFirst, doneAtFirst, cpuFirst = now, done, processCPU()
 		}
 		if done >= N {
 			if tApplied.IsZero() {
@@ -187,6 +188,7 @@ func (r *runner) repairPhases(ctx context.Context, h1 map[int]int64) (map[int]in
 		}
 	}
 	tEnd := time.Now()
+	cpuEnd := processCPU()
 	stopProfile()
 	if tActive.IsZero() {
 		tActive = tFirst
@@ -210,14 +212,17 @@ func (r *runner) repairPhases(ctx context.Context, h1 map[int]int64) (map[int]in
 		Repairs:          int64(counterSum(fams, "mvrepair_repairs_total")),
 		Skips:            int64(counterSum(fams, "mvrepair_skips_total")),
 		DLQ:              int64(counterSum(fams, "mvrepair_dlq_total")),
+		CPUSeconds:       (cpuEnd - cpuFirst).Seconds(),
 	}
+	tp.CPUUtilization = tp.CPUSeconds / (tp.Seconds * float64(r.report.Machine.NumCPU))
 	if tp.Batches > 0 {
 		tp.AvgBatch = histSum(fams, "mvrepair_batch_size") / float64(tp.Batches)
 		tp.ProcessMsPerBatch = 1000 * histSum(fams, "mvrepair_batch_duration_seconds") / float64(tp.Batches)
 		if pc := histCount(fams, "mvrepair_editlog_publish_duration_seconds"); pc > 0 {
 			tp.PublishMsPerBatch = 1000 * histSum(fams, "mvrepair_editlog_publish_duration_seconds") / float64(tp.Batches)
 		}
-		tp.OtherMsPerBatch = 1000*tp.Seconds/float64(tp.Batches) - tp.ProcessMsPerBatch - tp.PublishMsPerBatch
+		// The window holds about Batches-1 whole batches.
+		tp.OtherMsPerBatch = max(0, 1000*tp.Seconds/float64(max(tp.Batches-1, 1))-tp.ProcessMsPerBatch-tp.PublishMsPerBatch)
 	}
 	want := r.wl.expectedRepairs(0, N)
 	bad, sample := r.wl.verify(st.Get, N)
@@ -236,6 +241,15 @@ func (r *runner) repairPhases(ctx context.Context, h1 map[int]int64) (map[int]in
 			ids:      editLogCauses,
 			expected: func(k int64) int32 { return int32(r.wl.mvsOn[r.wl.tableOf(k)]) },
 			alive:    s.svc.Live,
+			stats: func() batchStats {
+				fams, err := s.svc.Metrics.Registry().Gather()
+				if err != nil {
+					return batchStats{}
+				}
+				return batchStats{batches: histCount(fams, "mvrepair_batch_size"), events: histSum(fams, "mvrepair_batch_size"),
+					processSecs: histSum(fams, "mvrepair_batch_duration_seconds"),
+					publishSecs: histSum(fams, "mvrepair_editlog_publish_duration_seconds")}
+			},
 		})
 		if err != nil {
 			return nil, err
@@ -264,13 +278,13 @@ func reached(got map[int]int64, want map[int]int64) bool {
 }
 
 // editLogCauses returns the cause event ids of an edit-log record.
-func editLogCauses(m kafkaio.Message, fn func(id []byte)) {
+func editLogCauses(m kafkaio.Message, fn func(id []byte, at int64)) {
 	rec, err := editlog.Decode(m.Value)
 	if err != nil {
 		return
 	}
 	for _, c := range rec.Causes {
-		fn([]byte(c.EventID))
+		fn([]byte(c.EventID), rec.At)
 	}
 }
 
@@ -278,14 +292,14 @@ var eventIDField = []byte(`"event_id":"`)
 
 // eventIDOf returns the event id of a pass-through record (the input event
 // unchanged).
-func eventIDOf(m kafkaio.Message, fn func(id []byte)) {
+func eventIDOf(m kafkaio.Message, fn func(id []byte, at int64)) {
 	i := bytes.Index(m.Value, eventIDField)
 	if i < 0 {
 		return
 	}
 	rest := m.Value[i+len(eventIDField):]
 	if j := bytes.IndexByte(rest, '"'); j >= 0 {
-		fn(rest[:j])
+		fn(rest[:j], 0)
 	}
 }
 

@@ -158,7 +158,12 @@ func (p *Processor) Process(ctx context.Context, msgs []kafkaio.Message, epoch i
 	}
 	encoded := make([][]byte, len(res.Records))
 	for i, r := range res.Records {
-		b, err := editlog.Encode(r)
+		// r.MarshalJSON, not editlog.Encode (json.Marshal): the bytes are the
+		// same (MarshalJSON's output already comes from json.Marshal, compact
+		// and HTML-escaped), but json.Marshal would scan and compact the whole
+		// record once more: about a fifth of the writer's CPU time in the load
+		// benchmark, 15.4 → 11.4 ms per 1000-event batch (docs/benchmarks.md).
+		b, err := r.MarshalJSON()
 		if err != nil {
 			return nil, fmt.Errorf("pipeline: encode record %d: %w", r.JournalID, err)
 		}
