@@ -227,8 +227,9 @@ func (r *Record) validate() error {
 	return nil
 }
 
-// Encode returns the record's JSON value.
-func Encode(r *Record) ([]byte, error) { return json.Marshal(r) }
+// Encode returns the record's JSON value. It calls MarshalJSON directly:
+// json.Marshal would validate and compact the same bytes a second time.
+func Encode(r *Record) ([]byte, error) { return r.MarshalJSON() }
 
 // Decode parses a record value.
 func Decode(b []byte) (*Record, error) {

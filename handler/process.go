@@ -185,7 +185,9 @@ func (p *pendingRepair) contribute(i int, src editlog.Cause) {
 	if n := len(p.inputs); n == 0 || p.inputs[n-1] != i {
 		p.inputs = append(p.inputs, i)
 	}
-	if !slices.Contains(p.causes, src) {
+	// Inputs are handled one after the other, so a cause repeats only
+	// consecutively: comparing with the last one dedupes in O(1).
+	if n := len(p.causes); n == 0 || p.causes[n-1] != src {
 		p.causes = append(p.causes, src)
 	}
 }

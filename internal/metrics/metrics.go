@@ -87,7 +87,7 @@ func New() *Metrics {
 		}),
 		batchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: Namespace, Name: "batch_duration_seconds",
-			Help:    "Time to handle one batch, from decode to offset commit.",
+			Help:    "Time to decide and durably commit one batch locally (decode to local commit; publishing is editlog_publish_duration_seconds).",
 			Buckets: latencyBuckets(),
 		}),
 		publishDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
