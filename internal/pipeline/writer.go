@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -85,7 +86,7 @@ type Writer struct {
 	Log  zerolog.Logger
 	Obs  WriterObserver
 
-	acked     uint64                   // last outbox seq acknowledged by the broker
+	acked     atomic.Uint64            // last outbox seq acknowledged by the broker (set by the sink)
 	deleted   uint64                   // last outbox seq known deleted from the store
 	committed map[string]map[int]int64 // next offsets committed to the group
 }
@@ -118,10 +119,14 @@ func (w *Writer) PublishLeftovers(ctx context.Context) (int, error) {
 	if err := w.publish(ctx, msgs); err != nil {
 		return 0, err
 	}
-	w.acked = msgs[len(msgs)-1].Seq
+	last := msgs[len(msgs)-1].Seq
+	w.acked.Store(last)
 	// Delete them now, so a crash before the next batch does not publish
 	// them once more.
-	err = w.Proc.Store.Commit(ctx, mvstate.Batch{Apply: func(tx *mvstate.Tx) error { tx.AckOutbox(w.acked); return nil }})
+	err = w.Proc.Store.Commit(ctx, mvstate.Batch{Apply: func(tx *mvstate.Tx) error { tx.AckOutbox(last); return nil }})
+	if err == nil {
+		w.deleted = last
+	}
 	return len(msgs), err
 }
 
@@ -158,51 +163,93 @@ func (w *Writer) SyncOffsets(ctx context.Context, c Committer, assigned map[stri
 }
 
 // Run processes batches until ctx ends (returns ErrStopped after finishing
-// the batch in flight) or an operation fails past its retries.
+// the batches in flight) or an operation fails past its retries.
+//
+// Two stages overlap: this goroutine decides and commits batch N+1 locally
+// while a sink goroutine publishes batch N's outbox and then commits its
+// input offsets. The sink handles batches strictly in order, so the outbox is
+// published in journal order and offsets are committed forward, each only
+// after its batch is durable and published. At most two batches are ahead of
+// the group's committed offsets.
 func (w *Writer) Run(ctx context.Context, f Fetcher, c Committer, epoch int64) error {
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	jobs := make(chan *Outcome, 1)
+	var sinkErr error
+	sinkDone := make(chan struct{})
+	go func() {
+		defer close(sinkDone)
+		for out := range jobs {
+			if sinkErr != nil {
+				continue // drain; the batches stay in the outbox
+			}
+			if err := w.finish(ctx, out, c); err != nil {
+				sinkErr = err
+				stopRun()
+			}
+		}
+	}()
+	stop := func(err error) error {
+		close(jobs)
+		<-sinkDone
+		if sinkErr != nil {
+			return sinkErr
+		}
+		if err != nil {
+			return err
+		}
+		w.flushAcks(context.WithoutCancel(ctx))
+		return ErrStopped
+	}
 	for {
-		batch, err := w.collect(ctx, f)
+		batch, err := w.collect(runCtx, f)
 		if len(batch) == 0 {
-			if ctx.Err() != nil {
-				w.flushAcks(context.WithoutCancel(ctx))
-				return ErrStopped
+			if runCtx.Err() != nil {
+				return stop(nil)
 			}
 			if errors.Is(err, errIdle) {
-				w.flushAcks(ctx)
+				w.flushAcks(runCtx)
 			}
 			continue
 		}
-		if err := w.handle(ctx, batch, c, epoch); err != nil {
-			return err
+		out, err := w.processBatch(ctx, batch, epoch)
+		if err != nil {
+			return stop(err)
 		}
-		if ctx.Err() != nil {
-			// A clean stop: delete what the broker acknowledged, so a
-			// restart does not publish it again.
-			w.flushAcks(context.WithoutCancel(ctx))
-			return ErrStopped
+		jobs <- out
+		if runCtx.Err() != nil {
+			return stop(nil)
 		}
 	}
 }
 
-// handle finishes one batch even if ctx ends meanwhile (bounded by
-// FinishTimeout): commit locally, publish, commit offsets.
-func (w *Writer) handle(ctx context.Context, batch []kafkaio.Message, c Committer, epoch int64) error {
+// processBatch decides and commits one batch locally, finishing even if ctx
+// ends meanwhile (bounded by FinishTimeout).
+func (w *Writer) processBatch(ctx context.Context, batch []kafkaio.Message, epoch int64) (*Outcome, error) {
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.finishTimeout())
 	defer cancel()
-	ackedBefore := w.acked
+	ackedBefore := w.acked.Load()
 	out, err := w.process(fctx, batch, epoch)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	w.deleted = ackedBefore
-	if len(out.Outbox) > 0 && !w.Proc.DryRun {
+	w.deleted = max(w.deleted, ackedBefore)
+	return out, nil
+}
+
+// finish publishes one committed batch's outbox and commits its offsets
+// (the sink stage), bounded by FinishTimeout once ctx has ended.
+func (w *Writer) finish(ctx context.Context, out *Outcome, c Committer) error {
+	if w.Proc.DryRun {
+		return nil
+	}
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.finishTimeout())
+	defer cancel()
+	if len(out.Outbox) > 0 {
 		if err := w.publish(fctx, out.Outbox); err != nil {
 			return err
 		}
-		w.acked = out.LastSeq()
-	}
-	if w.Proc.DryRun {
-		return nil
+		w.acked.Store(out.LastSeq())
 	}
 	return w.commit(fctx, c, out.Offsets)
 }
@@ -222,10 +269,10 @@ var errIdle = errors.New("pipeline: idle")
 
 // flushAcks deletes acknowledged outbox messages when no batch will do it.
 func (w *Writer) flushAcks(ctx context.Context) {
-	if w.acked <= w.deleted || w.Proc.DryRun {
+	acked := w.acked.Load()
+	if acked <= w.deleted || w.Proc.DryRun {
 		return
 	}
-	acked := w.acked
 	if err := w.Proc.Store.Commit(ctx, mvstate.Batch{Apply: func(tx *mvstate.Tx) error { tx.AckOutbox(acked); return nil }}); err == nil {
 		w.deleted = acked
 	}
@@ -277,7 +324,7 @@ func (w *Writer) process(ctx context.Context, batch []kafkaio.Message, epoch int
 	attempts := 0
 	op := func() error {
 		attempts++
-		o, err := w.Proc.Process(ctx, batch, epoch, w.acked)
+		o, err := w.Proc.Process(ctx, batch, epoch, w.acked.Load())
 		if err != nil {
 			if ctx.Err() != nil {
 				return backoff.Permanent(err)
@@ -304,7 +351,7 @@ func (w *Writer) process(ctx context.Context, batch []kafkaio.Message, epoch int
 		var o *Outcome
 		perr := backoff.Retry(func() error {
 			var err error
-			o, err = w.Proc.Process(ctx, one, epoch, w.acked)
+			o, err = w.Proc.Process(ctx, one, epoch, w.acked.Load())
 			if err != nil && ctx.Err() != nil {
 				return backoff.Permanent(err)
 			}
@@ -314,7 +361,7 @@ func (w *Writer) process(ctx context.Context, batch []kafkaio.Message, epoch int
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("pipeline: batch not committed: %w", perr)
 			}
-			if o, err = w.Proc.DeadLetter(ctx, one, perr, attempts+1, w.acked); err != nil {
+			if o, err = w.Proc.DeadLetter(ctx, one, perr, attempts+1, w.acked.Load()); err != nil {
 				return nil, err
 			}
 		}
