@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	gojson "github.com/goccy/go-json"
 	"maps"
 	"reflect"
 	"slices"
@@ -163,7 +164,7 @@ func decodeFast(value []byte) *PartitionVersionChanged {
 		Kind json.RawMessage `json:"kind"`
 		PartitionVersionChanged
 	}
-	if json.Unmarshal(value, &w) != nil || string(w.Kind) != pvcKind ||
+	if gojson.Unmarshal(value, &w) != nil || string(w.Kind) != pvcKind ||
 		validatePartitionVersionChanged(&w.PartitionVersionChanged) != nil {
 		return nil
 	}
