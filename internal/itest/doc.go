@@ -12,10 +12,13 @@
 // broker. Tests that need to stop the broker itself are skipped there.
 //
 // The crash tests run the service in a child process (the test binary re-run
-// with -test.run=^TestServiceChild$) and kill it with SIGKILL or stop it with
-// SIGTERM. On kfake they kill only while the consumer group is Stable: kfake
-// never expires a member killed while its JoinGroup is pending (see
-// reference/kfake-with-kafka-go.md).
+// with -test.run=^TestServiceChild$) and kill it with SIGKILL at random
+// moments, have it SIGKILL itself just before or just after a local commit
+// (through the store's commit hook), or stop it with SIGTERM. The test kills
+// only while the consumer group is Stable: kfake never expires a member
+// killed while its JoinGroup is pending (see reference/kfake-with-kafka-go.md).
+// The expected final state is that of the same input applied, crash-free, to
+// an in-memory store through the same decoder, rules and edit-log code.
 //
 // Environment knobs: ITEST_LOG_LEVEL (the services' log level, default info;
 // logs go to files that are printed when a test fails) and ITEST_SEED (the

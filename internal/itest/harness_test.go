@@ -15,23 +15,19 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
 
-	"github.com/mvrepair/mvrepair/editlog"
-	"github.com/mvrepair/mvrepair/events"
 	"github.com/mvrepair/mvrepair/internal/config"
 	"github.com/mvrepair/mvrepair/internal/embedded"
 	"github.com/mvrepair/mvrepair/internal/kafkaio"
 	"github.com/mvrepair/mvrepair/internal/logging"
-	"github.com/mvrepair/mvrepair/internal/metrics"
-	"github.com/mvrepair/mvrepair/internal/pipeline"
 	"github.com/mvrepair/mvrepair/internal/service"
 	"github.com/mvrepair/mvrepair/mvstate"
 )
@@ -92,9 +88,10 @@ type env struct {
 	brokerAddr string
 	brokerDir  string
 
-	admin    *kafkaio.Admin
-	producer *kafkaio.Producer
-	logDir   string
+	admin     *kafkaio.Admin
+	producer  *kafkaio.Producer
+	logDir    string
+	instances []*instance // in-process services started by the test
 }
 
 // newEnv returns the brokers of one test: a fresh embedded broker with a data
@@ -172,9 +169,8 @@ func (e *env) config(name string) *config.Config {
 		DLQ:     "itest-" + id + "-dlq",
 	}
 	if e.external {
-		// Apache Kafka's group.min.session.timeout.ms defaults to 6s.
-		c.Kafka.SessionTimeout = 6 * time.Second
-		c.Kafka.HeartbeatInterval = 500 * time.Millisecond
+		c.Kafka.SessionTimeout = e.minSessionTimeout()
+		c.Kafka.HeartbeatInterval = c.Kafka.SessionTimeout / 10
 		c.Kafka.RebalanceTimeout = 10 * time.Second
 	} else {
 		// The embedded broker accepts session timeouts from 1s.
@@ -194,6 +190,48 @@ func (e *env) config(name string) *config.Config {
 		t.Fatalf("test config: %v", err)
 	}
 	return &c
+}
+
+// sessionProbe remembers, for the package's run, the shortest session
+// timeout the external cluster accepts.
+var sessionProbe struct {
+	once sync.Once
+	d    time.Duration
+}
+
+// minSessionTimeout returns 2s when the external cluster accepts it (the CI
+// broker sets group.min.session.timeout.ms=1000) and Apache Kafka's default
+// minimum of 6s otherwise: a killed member holds its partitions for that long.
+func (e *env) minSessionTimeout() time.Duration {
+	t := e.t
+	t.Helper()
+	sessionProbe.once.Do(func() {
+		sessionProbe.d = 6 * time.Second
+		topic, group := "itest-probe-"+e.id, "itest-probe-"+e.id
+		ctx := testCtx(t, waitLong)
+		if err := e.admin.EnsureTopics(ctx, []kafkaio.TopicSpec{{Name: topic, Partitions: 1, ReplicationFactor: 1}}); err != nil {
+			t.Fatalf("session timeout probe: %v", err)
+		}
+		g, err := kafkaio.NewGroup(kafkaio.GroupConfig{Brokers: e.brokers, GroupID: group, Topics: []string{topic},
+			ClientID: "itest-probe", SessionTimeout: 2 * time.Second, HeartbeatInterval: 200 * time.Millisecond,
+			RebalanceTimeout: 2 * time.Second, JoinGroupBackoff: 100 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Close()
+		for ctx.Err() == nil {
+			_, err := g.Next(ctx)
+			if err == nil {
+				sessionProbe.d = 2 * time.Second
+				break
+			}
+			if strings.Contains(err.Error(), "[26]") { // Invalid Session Timeout
+				break
+			}
+		}
+		t.Logf("external cluster: session timeout %v", sessionProbe.d)
+	})
+	return sessionProbe.d
 }
 
 func logLevel() string {
@@ -325,7 +363,7 @@ func (e *env) caughtUp(cfg *config.Config) error {
 
 func (e *env) waitCaughtUp(cfg *config.Config) {
 	e.t.Helper()
-	eventually(e.t, waitLong, func() error { return e.caughtUp(cfg) })
+	e.eventually(waitLong, func() error { return e.caughtUp(cfg) })
 }
 
 // groupMember returns nil once group is Stable with clientID as its only
@@ -435,7 +473,7 @@ func (e *env) dumpLogsOnFailure() {
 			continue
 		}
 		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-		if len(lines) > 80 {
+		if len(lines) > 150 {
 			lines = lines[len(lines)-80:]
 		}
 		e.t.Logf("--- last %d lines of %s ---\n%s", len(lines), filepath.Base(f), strings.Join(lines, "\n"))
@@ -444,11 +482,39 @@ func (e *env) dumpLogsOnFailure() {
 
 // instance is an in-process service started with Run.
 type instance struct {
-	t      *testing.T
-	svc    *service.Service
-	cancel context.CancelFunc
-	done   chan error
-	closed bool
+	t        *testing.T
+	svc      *service.Service
+	cancel   context.CancelFunc
+	done     chan struct{}
+	err      error       // Run's result, once done is closed
+	stopping atomic.Bool // the test asked Run to return
+	closed   bool
+}
+
+// exitedEarly reports Run returning before the test stopped it.
+func (in *instance) exitedEarly() error {
+	select {
+	case <-in.done:
+		if !in.stopping.Load() {
+			return fmt.Errorf("the service's Run returned on its own: %v", in.err)
+		}
+	default:
+	}
+	return nil
+}
+
+// eventually is the package's eventually, failing at once if one of the
+// test's in-process services stopped on its own.
+func (e *env) eventually(timeout time.Duration, cond func() error) {
+	e.t.Helper()
+	eventually(e.t, timeout, func() error {
+		for _, in := range e.instances {
+			if err := in.exitedEarly(); err != nil {
+				e.t.Fatal(err)
+			}
+		}
+		return cond()
+	})
 }
 
 // startService opens a service on cfg and runs it in the background.
@@ -467,10 +533,15 @@ func (e *env) startService(cfg *config.Config, name string) *instance {
 func (e *env) run(svc *service.Service) *instance {
 	t := e.t
 	rctx, cancel := context.WithCancel(context.Background())
-	in := &instance{t: t, svc: svc, cancel: cancel, done: make(chan error, 1)}
-	go func() { in.done <- svc.Run(rctx) }()
+	in := &instance{t: t, svc: svc, cancel: cancel, done: make(chan struct{})}
+	e.instances = append(e.instances, in)
+	go func() {
+		in.err = svc.Run(rctx)
+		close(in.done)
+	}()
 	t.Cleanup(func() {
 		if !in.closed {
+			in.stopping.Store(true)
 			in.cancel()
 			select {
 			case <-in.done:
@@ -487,13 +558,17 @@ func (e *env) run(svc *service.Service) *instance {
 func (in *instance) stop() {
 	t := in.t
 	t.Helper()
+	if err := in.exitedEarly(); err != nil {
+		t.Fatal(err)
+	}
+	in.stopping.Store(true)
 	in.cancel()
 	select {
-	case err := <-in.done:
+	case <-in.done:
 		in.closed = true
 		in.svc.Close()
-		if err != nil {
-			t.Fatalf("Run returned %v after a clean stop", err)
+		if in.err != nil {
+			t.Fatalf("Run returned %v after a clean stop", in.err)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("Run did not return within 30s of its context ending")
@@ -504,6 +579,9 @@ func (in *instance) stop() {
 func (in *instance) waitActive() {
 	in.t.Helper()
 	eventually(in.t, waitLong, func() error {
+		if err := in.exitedEarly(); err != nil {
+			in.t.Fatal(err)
+		}
 		if !in.svc.Active() {
 			return errors.New("the service is not the active writer yet")
 		}
@@ -516,7 +594,7 @@ func (in *instance) waitActive() {
 func (e *env) waitApplied(st *mvstate.Store, topic string) {
 	e.t.Helper()
 	hwm := e.hwm(topic)
-	eventually(e.t, waitLong, func() error {
+	e.eventually(waitLong, func() error {
 		for p, hw := range hwm {
 			if hw > 0 && st.AppliedOffset(topic, p) < hw {
 				return fmt.Errorf("%s/%d: applied up to %d of %d", topic, p, st.AppliedOffset(topic, p), hw)
@@ -526,366 +604,7 @@ func (e *env) waitApplied(st *mvstate.Store, topic string) {
 	})
 }
 
-// ---- state and edit-log checks ----
-
-// exportOf returns the store's canonical export.
-func exportOf(t testing.TB, st *mvstate.Store) string {
-	t.Helper()
-	var b bytes.Buffer
-	if err := st.Export(context.Background(), &b); err != nil {
-		t.Fatalf("export: %v", err)
-	}
-	return b.String()
-}
-
-// mvsOf drops the journal id from an export: the number of journal records
-// depends on how the input was batched (one repair record per MV and table
-// per batch), the MVs do not.
-func mvsOf(t testing.TB, export string) string {
-	t.Helper()
-	i := strings.Index(export, `,"mvs":[`)
-	if !strings.HasPrefix(export, `{"journal_id":`) || i < 0 {
-		t.Fatalf("unexpected export shape: %.80q", export)
-	}
-	return export[i:]
-}
-
-// expectedMVs applies the input to a fresh in-memory store through the same
-// decoder, rules and edit-log code as the service (catalog first, then the
-// input, each topic in order) and returns the MVs of the export: the state a
-// crash-free run must reach.
-func expectedMVs(t testing.TB, topics pipeline.Topics, catalog, input []kafkaio.Message) string {
-	t.Helper()
-	st := mvstate.NewMemory()
-	p := &pipeline.Processor{Store: st, Topics: topics, Log: zerolog.Nop()}
-	for _, part := range []struct {
-		topic string
-		msgs  []kafkaio.Message
-	}{{topics.Catalog, catalog}, {topics.Input, input}} {
-		batch := make([]kafkaio.Message, len(part.msgs))
-		for i, m := range part.msgs {
-			batch[i] = kafkaio.Message{Topic: part.topic, Partition: 0, Offset: int64(i), Key: m.Key, Value: m.Value}
-		}
-		if _, err := p.Process(context.Background(), batch, 1, 0); err != nil {
-			t.Fatalf("expected state: %v", err)
-		}
-	}
-	return mvsOf(t, exportOf(t, st))
-}
-
-// journal is the edit log deduplicated by journal id.
-type journal struct {
-	records []*editlog.Record // records[i] has journal id i+1
-	values  [][]byte
-	total   int // records read, duplicates included
-}
-
-// checkEditLog verifies the edit-log contract on msgs (the whole topic in
-// offset order): each record decodes, its journal-id header and key match its
-// body, journal ids first appear in increasing order, a repeated journal id
-// is a byte-identical copy, and the ids are exactly 1..max with no gap.
-func checkEditLog(t testing.TB, msgs []kafkaio.Message) journal {
-	t.Helper()
-	j := journal{total: len(msgs)}
-	seen := map[int64]int{} // journal id → index in j
-	for _, m := range msgs {
-		r, err := editlog.Decode(m.Value)
-		if err != nil {
-			t.Fatalf("edit log offset %d: undecodable: %v", m.Offset, err)
-		}
-		if h, _ := kafkaio.HeaderValue(m.Headers, editlog.HeaderJournalID); h != strconv.FormatInt(r.JournalID, 10) {
-			t.Fatalf("edit log offset %d: journal-id header %q, body journal_id %d", m.Offset, h, r.JournalID)
-		}
-		if want := fmt.Sprintf("%d:%d", r.MV.DBID, r.MV.MVID); string(m.Key) != want {
-			t.Fatalf("edit log offset %d: key %q, want %q", m.Offset, m.Key, want)
-		}
-		if i, dup := seen[r.JournalID]; dup {
-			if !bytes.Equal(j.values[i], m.Value) {
-				t.Fatalf("edit log offset %d: journal id %d delivered twice with different content:\n%s\n%s",
-					m.Offset, r.JournalID, j.values[i], m.Value)
-			}
-			continue
-		}
-		if n := len(j.records); n > 0 && r.JournalID < j.records[n-1].JournalID {
-			t.Fatalf("edit log offset %d: journal id %d first appears after %d", m.Offset, r.JournalID, j.records[n-1].JournalID)
-		}
-		seen[r.JournalID] = len(j.records)
-		j.records = append(j.records, r)
-		j.values = append(j.values, m.Value)
-	}
-	for i, r := range j.records {
-		if r.JournalID != int64(i+1) {
-			t.Fatalf("edit log has a gap: journal id %d follows %d", r.JournalID, i)
-		}
-	}
-	return j
-}
-
-// rebuild applies the journal to an empty store and returns it (DESIGN.md
-// §5.5: a state rebuilt from the edit log alone equals the live state).
-func rebuild(t testing.TB, j journal) *mvstate.Store {
-	t.Helper()
-	st := mvstate.NewMemory()
-	keys, structural := editlog.Touches(j.records)
-	err := st.Commit(context.Background(), mvstate.Batch{Touched: keys, Structural: structural, Apply: func(tx *mvstate.Tx) error {
-		for _, r := range j.records {
-			res, err := editlog.Apply(tx, r)
-			if err != nil {
-				return err
-			}
-			if res != editlog.Applied {
-				return fmt.Errorf("journal id %d (epoch %d): %s", r.JournalID, r.Epoch, res)
-			}
-		}
-		return nil
-	}})
-	if err != nil {
-		t.Fatalf("rebuild from the edit log: %v", err)
-	}
-	return st
-}
-
-// sameText fails with the first differing line of two documents.
-func sameText(t testing.TB, what, got, want string) {
-	t.Helper()
-	if got == want {
-		return
-	}
-	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
-	for i := 0; i < max(len(g), len(w)); i++ {
-		var gl, wl string
-		if i < len(g) {
-			gl = g[i]
-		}
-		if i < len(w) {
-			wl = w[i]
-		}
-		if gl != wl {
-			t.Fatalf("%s differs at line %d:\n got: %.600s\nwant: %.600s", what, i+1, gl, wl)
-		}
-	}
-	t.Fatalf("%s differs", what)
-}
-
-// openStore opens a stopped service's state dir.
-func openStore(t testing.TB, dir string) *mvstate.Store {
-	t.Helper()
-	st, err := mvstate.Open(context.Background(), dir, mvstate.Options{LockTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	return st
-}
-
-// metric sums a counter or gauge family over the series whose labels include
-// match.
-func metric(t testing.TB, m *metrics.Metrics, name string, match map[string]string) float64 {
-	t.Helper()
-	fams, err := m.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, f := range fams {
-		if f.GetName() != name {
-			continue
-		}
-	series:
-		for _, s := range f.GetMetric() {
-			for k, v := range match {
-				if labelValue(s, k) != v {
-					continue series
-				}
-			}
-			switch {
-			case s.Counter != nil:
-				sum += s.GetCounter().GetValue()
-			case s.Gauge != nil:
-				sum += s.GetGauge().GetValue()
-			}
-		}
-	}
-	return sum
-}
-
-func labelValue(s *dto.Metric, name string) string {
-	for _, l := range s.GetLabel() {
-		if l.GetName() == name {
-			return l.GetValue()
-		}
-	}
-	return ""
-}
-
-// ---- events ----
-
-const (
-	dbID = 10001
-	t0   = int64(1732300000000)
-)
-
-func nativeTable(id int64) mvstate.BaseTableInfo {
-	return mvstate.BaseTableInfo{Catalog: mvstate.DefaultCatalog, DBID: dbID, TableID: id, DBName: "sales",
-		TableName: fmt.Sprintf("t%d", id)}
-}
-
-func partName(p int) string { return fmt.Sprintf("p%03d", p) }
-
-func partID(table int64, p int) int64 { return table*1000 + int64(p) }
-
-// encode returns the record of an event on topic.
-func encode(t testing.TB, topic string, ev events.Event) kafkaio.Message {
-	t.Helper()
-	b, err := events.Encode(ev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kafkaio.Message{Topic: topic, Key: []byte(events.Key(ev)), Value: b}
-}
-
-func upsert(t testing.TB, topic string, m *mvstate.MV) kafkaio.Message {
-	return encode(t, topic, &events.MVUpserted{EventID: fmt.Sprintf("upsert-%d-%d", m.DBID, m.MVID), MV: m})
-}
-
-// compaction is a partition_version_changed event of one native partition.
-func compaction(table int64, p int, last, next, at int64) *events.PartitionVersionChanged {
-	return &events.PartitionVersionChanged{
-		EventID: fmt.Sprintf("COMPACTION_%d-%d-%d-%d", dbID, table, partID(table, p), next), Source: "compaction",
-		DBID: dbID, TableID: table, TableName: fmt.Sprintf("t%d", table), TableType: "cloud_native",
-		Partitions: []events.PartitionRepair{{PartitionID: partID(table, p), PartitionName: partName(p),
-			LastVersion: last, NewVersion: next, NewVersionTime: at}},
-		EmittedAt: at + 5,
-	}
-}
-
-// workload is a catalog of MVs over native tables and a stream of compaction
-// events chaining each partition's version v → v+1: losing one event leaves
-// the partition behind for good (every later event then mismatches), so the
-// final state shows it.
-type workload struct {
-	tables []int64
-	parts  int
-	mvs    []*mvstate.MV
-	cur    map[int64][]int64 // table → partition → current version
-	seq    int64
-	rng    *mrand.Rand
-}
-
-// newWorkload builds nMVs MVs over nTables tables of nParts partitions; MV i
-// reads tables i and i+1 (mod nTables), every partition at version 1.
-func newWorkload(rng *mrand.Rand, nTables, nParts, nMVs int) *workload {
-	w := &workload{parts: nParts, cur: map[int64][]int64{}, rng: rng}
-	for i := range nTables {
-		id := int64(20001 + i)
-		w.tables = append(w.tables, id)
-		w.cur[id] = slices.Repeat([]int64{1}, nParts)
-	}
-	for i := range nMVs {
-		m := &mvstate.MV{DBID: dbID, DBName: "sales", MVID: int64(50001 + i), MVName: fmt.Sprintf("mv_%d", i),
-			Active: i%2 == 0, LastRefreshTime: t0, VersionMap: mvstate.VersionMap{}}
-		for _, ti := range []int{i % nTables, (i + 1) % nTables} {
-			table := w.tables[ti]
-			if _, dup := m.VersionMap[table]; dup {
-				continue
-			}
-			m.BaseTables = append(m.BaseTables, nativeTable(table))
-			pm := mvstate.PartitionMap{}
-			for p := range nParts {
-				pm[partName(p)] = mvstate.NewBasePartitionInfo(partID(table, p), 1, t0)
-			}
-			m.VersionMap[table] = pm
-		}
-		w.mvs = append(w.mvs, m)
-	}
-	return w
-}
-
-func (w *workload) catalog(t testing.TB, topic string) []kafkaio.Message {
-	out := make([]kafkaio.Message, len(w.mvs))
-	for i, m := range w.mvs {
-		out[i] = upsert(t, topic, m)
-	}
-	return out
-}
-
-// next returns the next compaction: a random table, one or two random
-// partitions, each moved from its current version to the next.
-func (w *workload) next() *events.PartitionVersionChanged {
-	table := w.tables[w.rng.IntN(len(w.tables))]
-	n := 1 + w.rng.IntN(2)
-	ps := w.rng.Perm(w.parts)[:n]
-	w.seq++
-	at := t0 + 1000 + w.seq
-	ev := &events.PartitionVersionChanged{EventID: fmt.Sprintf("COMPACTION_%d-%d-%d", dbID, table, w.seq),
-		Source: "compaction", DBID: dbID, TableID: table, TableName: fmt.Sprintf("t%d", table), TableType: "cloud_native",
-		EmittedAt: at + 5}
-	for _, p := range ps {
-		v := w.cur[table][p]
-		w.cur[table][p] = v + 1
-		ev.Partitions = append(ev.Partitions, events.PartitionRepair{PartitionID: partID(table, p), PartitionName: partName(p),
-			LastVersion: v, NewVersion: v + 1, NewVersionTime: at})
-	}
-	return ev
-}
-
-// stream returns n input records; every badEvery-th one (if > 0) is not JSON
-// (dead-lettered with invalid_json, keyed like a real table's events).
-func (w *workload) stream(t testing.TB, topic string, n, badEvery int) []kafkaio.Message {
-	out := make([]kafkaio.Message, 0, n)
-	for i := 1; i <= n; i++ {
-		if badEvery > 0 && i%badEvery == 0 {
-			key := fmt.Sprintf("%d:%d", dbID, w.tables[w.rng.IntN(len(w.tables))])
-			out = append(out, kafkaio.Message{Topic: topic, Key: []byte(key), Value: []byte(fmt.Sprintf(`{"kind":"partition_version_changed","bad":%d`, i))})
-			continue
-		}
-		out = append(out, encode(t, topic, w.next()))
-	}
-	return out
-}
-
-// newRand returns a seeded generator (ITEST_SEED or a fresh seed), logged so
-// a failing run can be reproduced.
-func newRand(t testing.TB) *mrand.Rand {
-	t.Helper()
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("ITEST_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("ITEST_SEED: %v", err)
-		}
-		seed = v
-	}
-	t.Logf("seed %d (set ITEST_SEED=%d to repeat)", seed, seed)
-	return mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-}
-
-// checkDeadLettered verifies that every undecodable input record reached the
-// DLQ at least once, with its source position.
-func checkDeadLettered(t testing.TB, input, dlq []kafkaio.Message) {
-	t.Helper()
-	got := map[string]bool{}
-	for _, m := range dlq {
-		p, _ := kafkaio.HeaderValue(m.Headers, pipeline.HeaderSourcePartition)
-		o, _ := kafkaio.HeaderValue(m.Headers, pipeline.HeaderSourceOffset)
-		got[p+"/"+o] = true
-	}
-	bad := 0
-	for _, m := range input {
-		if json.Valid(m.Value) {
-			continue
-		}
-		bad++
-		if pos := fmt.Sprintf("%d/%d", m.Partition, m.Offset); !got[pos] {
-			t.Errorf("input record %s (%s) is not on the DLQ", pos, m.Value)
-		}
-	}
-	if bad == 0 {
-		t.Fatal("the input has no bad record to check")
-	}
-}
-
-// ---- the service in a child process ----
+// The service in a child process.
 
 // childConfigEnv carries the child's configuration (JSON) from the parent.
 const childConfigEnv = "MVREPAIR_ITEST_CHILD_CONFIG"
@@ -900,9 +619,14 @@ type child struct {
 	err     error // from Wait, once done is closed
 }
 
+// childKillAtCommitEnv makes the child SIGKILL itself at a local commit,
+// just "before" or just "after" it (see killAroundCommit).
+const childKillAtCommitEnv = "MVREPAIR_ITEST_CHILD_KILL_AT_COMMIT"
+
 // startChild runs the service on cfg in a child process whose client id and
-// instance name are name (the group shows which child is a member).
-func (e *env) startChild(cfg *config.Config, name string) *child {
+// instance name are name (the group shows which child is a member). env are
+// extra NAME=value variables.
+func (e *env) startChild(cfg *config.Config, name string, env ...string) *child {
 	t := e.t
 	t.Helper()
 	c := *cfg
@@ -917,7 +641,7 @@ func (e *env) startChild(cfg *config.Config, name string) *child {
 		t.Fatal(err)
 	}
 	ch.cmd = exec.Command(os.Args[0], "-test.run=^TestServiceChild$", "-test.count=1", "-test.timeout=10m")
-	ch.cmd.Env = append(os.Environ(), childConfigEnv+"="+string(raw))
+	ch.cmd.Env = append(append(os.Environ(), childConfigEnv+"="+string(raw)), env...)
 	ch.cmd.Stdout, ch.cmd.Stderr = logf, logf
 	if err := ch.cmd.Start(); err != nil {
 		t.Fatalf("start child: %v", err)
@@ -939,6 +663,20 @@ func (e *env) startChild(cfg *config.Config, name string) *child {
 		}
 	})
 	return ch
+}
+
+// waitKilled waits for the child to die of SIGKILL (sent by itself).
+func (c *child) waitKilled(timeout time.Duration) {
+	c.t.Helper()
+	select {
+	case <-c.done:
+	case <-time.After(timeout):
+		c.t.Fatalf("%s did not kill itself within %v", c.name, timeout)
+	}
+	var ee *exec.ExitError
+	if !errors.As(c.err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		c.t.Fatalf("%s exited with %v, want killed by SIGKILL", c.name, c.err)
+	}
 }
 
 // kill sends SIGKILL and waits for the process to be gone.
@@ -1009,10 +747,53 @@ func runChild(t *testing.T, raw string) {
 		t.Fatalf("open: %v", err)
 	}
 	defer svc.Close()
+	if v := os.Getenv(childKillAtCommitEnv); v != "" {
+		killAroundCommit(t, svc, v)
+	}
 	if err := svc.Run(ctx); err != nil {
 		t.Fatalf("run: %v", err)
 	}
 	log.Info().Msg("child stopped cleanly")
+}
+
+// killAroundCommit makes the child SIGKILL itself at its first local commit
+// after its writer completed a batch: the commit of the second batch (or,
+// if the writer went idle, of the deletion of the published outbox). The
+// store's commit hook runs just before the bbolt commit: mode "before" dies
+// inside the hook, so the batch never becomes durable; "after" dies 20-60ms
+// later, once the commit is durable and while the batch is being published
+// (the parent slows publishing down with a long writer batch timeout).
+func killAroundCommit(t *testing.T, svc *service.Service, mode string) {
+	if mode != "before" && mode != "after" {
+		t.Fatalf("%s=%q: want before or after", childKillAtCommitEnv, mode)
+	}
+	kill := func() { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) }
+	batches := func() uint64 {
+		fams, _ := svc.Metrics.Registry().Gather()
+		for _, f := range fams {
+			if f.GetName() == "mvrepair_batch_size" && len(f.GetMetric()) > 0 {
+				return f.GetMetric()[0].GetHistogram().GetSampleCount()
+			}
+		}
+		return 0
+	}
+	var fired atomic.Bool
+	svc.Store().SetCommitHook(func() error {
+		if fired.Load() || batches() == 0 {
+			return nil
+		}
+		fired.Store(true)
+		if mode == "before" {
+			kill()
+			time.Sleep(time.Second) // the signal is asynchronous: never reach the commit
+			return nil
+		}
+		go func() {
+			time.Sleep(time.Duration(20+mrand.IntN(40)) * time.Millisecond)
+			kill()
+		}()
+		return nil
+	})
 }
 
 // signalContext ends on SIGTERM or SIGINT (a graceful stop).

@@ -114,10 +114,23 @@ func (a *Admin) Close() error {
 // do runs fn, retrying when it failed on a dead pooled connection: after a
 // broker restart every idle connection of the pool answers once with
 // io.ErrUnexpectedEOF. The pool is flushed before each retry.
+//
+// A refused connection is not retried (the broker is down) but flushes the
+// pool too: a kafka-go pool whose first metadata request failed (it was
+// created, or re-created by a flush, while the broker was down) caches that
+// error and returns it for every request until its next metadata refresh, up
+// to MetadataTTL later, even once the broker is back.
 func (a *Admin) do(ctx context.Context, fn func() error) error {
 	var err error
 	for attempt := 0; attempt < adminAttempts; attempt++ {
-		if err = fn(); err == nil || !isStaleConn(err) || ctx.Err() != nil {
+		if err = fn(); err == nil || ctx.Err() != nil {
+			return err
+		}
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			a.transport.CloseIdleConnections()
+			return err
+		}
+		if !isStaleConn(err) {
 			return err
 		}
 		a.transport.CloseIdleConnections()

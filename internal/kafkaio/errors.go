@@ -18,8 +18,10 @@ var (
 	// ErrFenced means the broker refused a commit or a join because this
 	// member's generation is no longer current (Kafka errors 22
 	// IllegalGeneration, 25 UnknownMemberId, 82 FencedInstanceId): another
-	// member may own the partitions now. The caller must stop writing and
-	// wait for the next generation.
+	// member may own the partitions now. Generation.Commit also returns it
+	// when the generation's coordinator connection is closed, which no retry
+	// can repair. The caller must stop writing and wait for the next
+	// generation.
 	ErrFenced = errors.New("kafkaio: fenced: generation is no longer current")
 
 	// ErrGroupClosed is returned by Group.Next after Group.Close.

@@ -243,9 +243,10 @@ func (g *Generation) Run(fn func(ctx context.Context)) {
 
 // Commit commits offsets (topic → partition → NEXT offset to read) for the
 // group within this generation. It fails with errors.Is(err, ErrFenced) when
-// the coordinator no longer accepts this generation or member: the role is
-// lost. Success does not prove the member is still active (Kafka accepts
-// commits of the current generation during a rebalance). Commits are
+// the coordinator no longer accepts this generation or member, or when the
+// generation's coordinator connection is closed: either way the role is lost
+// for this generation. Success does not prove the member is still active
+// (Kafka accepts commits of the current generation during a rebalance). Commits are
 // serialized; if ctx ends first Commit returns ctx.Err() and the request may
 // still complete (kafka-go bounds it with its 30s request timeout).
 // Call Commit from within Run: the coordinator connection closes once the
@@ -280,7 +281,15 @@ func (g *Generation) Commit(ctx context.Context, offsets map[string]map[int]int6
 	select {
 	case err := <-done:
 		if err != nil {
-			return fmt.Errorf("kafkaio: commit (generation %d): %w", g.ID(), wrapFenced(err))
+			err = wrapFenced(err)
+			if !errors.Is(err, ErrFenced) && isStaleConn(err) {
+				// The generation commits over its one coordinator connection;
+				// once that is closed (broker restart, coordinator lost) no
+				// retry can succeed, and retrying would hold the generation
+				// (kafka-go cannot rejoin until Run's function returns).
+				err = fmt.Errorf("%w: its coordinator connection is closed: %w", ErrFenced, err)
+			}
+			return fmt.Errorf("kafkaio: commit (generation %d): %w", g.ID(), err)
 		}
 		return nil
 	case <-ctx.Done():

@@ -297,7 +297,7 @@ func (s *Service) writer(dryRun bool) *pipeline.Writer {
 // the batch in flight is finished, published and committed, and the member
 // leaves the group. It returns nil after a clean shutdown.
 func (s *Service) Run(ctx context.Context) error {
-	if _, err := s.RestoreIfEmpty(ctx); err != nil {
+	if err := s.restoreAtStart(ctx); err != nil || ctx.Err() != nil {
 		return err
 	}
 	name := s.cfg.Kafka.InstanceName
@@ -380,6 +380,30 @@ func (s *Service) Run(ctx context.Context) error {
 		return b.err
 	}
 	return err
+}
+
+// restoreAtStart runs RestoreIfEmpty, retrying transient broker errors until
+// ctx ends: on a real cluster a topic created a moment ago answers
+// NotLeaderForPartition for a while, and a broker may be restarting. Only a
+// permanent error (say, a gap in the edit log) stops the service.
+func (s *Service) restoreAtStart(ctx context.Context) error {
+	delay := s.cfg.Retry.InitialInterval
+	for {
+		_, err := s.RestoreIfEmpty(ctx)
+		if ctx.Err() != nil {
+			return nil // stopped while restoring: a clean shutdown; the next start goes on
+		}
+		if err == nil || !kafkaio.IsTransient(err) {
+			return err
+		}
+		s.log.Warn().Err(err).Dur("retry_in", delay).Msg("restore from the edit log failed; retrying")
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, s.cfg.Retry.MaxInterval)
+	}
 }
 
 func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
