@@ -179,49 +179,17 @@ func (s *Store) load(tx *bolt.Tx) error {
 	}); err != nil {
 		return err
 	}
-	if err := tx.Bucket(bucketParts).ForEach(func(k, v []byte) error {
+	// Native entries, then external ones: each key names its MV, its version
+	// map and the partition.
+	if err := s.loadEntries(tx.Bucket(bucketParts), func(k []byte) (MVKey, func(*MV) PartitionMap, string, error) {
 		key, table, name, err := parsePartKey(k)
-		if err != nil {
-			return err
-		}
-		p, err := parseEntry(v)
-		if err != nil {
-			return err
-		}
-		e := s.mvs[key]
-		if e == nil {
-			return fmt.Errorf("%w: partition entry of unknown mv %s", errCorrupt, key)
-		}
-		pm := e.mv.VersionMap[table]
-		if pm == nil {
-			pm = PartitionMap{}
-			e.mv.VersionMap[table] = pm
-		}
-		pm[name] = p
-		return nil
+		return key, func(m *MV) PartitionMap { return mapOf(m.VersionMap, table) }, name, err
 	}); err != nil {
 		return err
 	}
-	if err := tx.Bucket(bucketExt).ForEach(func(k, v []byte) error {
+	if err := s.loadEntries(tx.Bucket(bucketExt), func(k []byte) (MVKey, func(*MV) PartitionMap, string, error) {
 		key, bt, name, err := parseExtKey(k)
-		if err != nil {
-			return err
-		}
-		p, err := parseEntry(v)
-		if err != nil {
-			return err
-		}
-		e := s.mvs[key]
-		if e == nil {
-			return fmt.Errorf("%w: external entry of unknown mv %s", errCorrupt, key)
-		}
-		pm := e.mv.ExternalVersionMap[bt]
-		if pm == nil {
-			pm = PartitionMap{}
-			e.mv.ExternalVersionMap[bt] = pm
-		}
-		pm[name] = p
-		return nil
+		return key, func(m *MV) PartitionMap { return mapOf(m.ExternalVersionMap, bt) }, name, err
 	}); err != nil {
 		return err
 	}
@@ -243,6 +211,37 @@ func (s *Store) load(tx *bolt.Tx) error {
 		s.indexAdd(k, e.mv)
 	}
 	return nil
+}
+
+// loadEntries reads a bucket of partition entries into the MVs' maps; parse
+// says which MV, which of its maps (creating it) and which partition a key is.
+func (s *Store) loadEntries(b *bolt.Bucket, parse func(k []byte) (MVKey, func(*MV) PartitionMap, string, error)) error {
+	return b.ForEach(func(k, v []byte) error {
+		key, pick, name, err := parse(k)
+		if err != nil {
+			return err
+		}
+		p, err := parseEntry(v)
+		if err != nil {
+			return err
+		}
+		e := s.mvs[key]
+		if e == nil {
+			return fmt.Errorf("%w: entry of unknown mv %s", errCorrupt, key)
+		}
+		pick(e.mv)[name] = p
+		return nil
+	})
+}
+
+// mapOf returns m[k], creating it if absent.
+func mapOf[K comparable](m map[K]PartitionMap, k K) PartitionMap {
+	pm := m[k]
+	if pm == nil {
+		pm = PartitionMap{}
+		m[k] = pm
+	}
+	return pm
 }
 
 // Close closes the bbolt file. The in-memory state stays readable.

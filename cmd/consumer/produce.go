@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -38,15 +36,11 @@ empty key, to --topic or the input topic (useful to test the dead-letter path).`
 			if err != nil {
 				return err
 			}
-			var r io.Reader = cmd.InOrStdin()
-			if file != "-" {
-				f, err := os.Open(file)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				r = f
+			r, closeInput, err := openInput(cmd, file)
+			if err != nil {
+				return err
 			}
+			defer closeInput()
 			var msgs []kafkaio.Message
 			sc := bufio.NewScanner(r)
 			sc.Buffer(make([]byte, 1<<20), 16<<20)

@@ -59,11 +59,8 @@ hidden; a gap fails the rebuild unless --allow-gaps. An existing store is refuse
 				return err
 			}
 			ctx := cmd.Context()
-			st, err := mvstate.Open(ctx, cfg.State.Dir, mvstate.Options{})
+			st, err := openStore(ctx, "rebuild", cfg.State.Dir)
 			if err != nil {
-				if errors.Is(err, mvstate.ErrLocked) {
-					return fmt.Errorf("rebuild: %w (stop the service first)", err)
-				}
 				return err
 			}
 			if st.JournalID() != 0 || st.Len() != 0 {
@@ -136,15 +133,11 @@ func newImportCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var r io.Reader = cmd.InOrStdin()
-			if file != "-" {
-				f, err := os.Open(file)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				r = f
+			r, closeInput, err := openInput(cmd, file)
+			if err != nil {
+				return err
 			}
+			defer closeInput()
 			var doc struct {
 				JournalID *int64        `json:"journal_id"`
 				MVs       []*mvstate.MV `json:"mvs"`
@@ -170,7 +163,7 @@ func newImportCmd(g *globals) *cobra.Command {
 				keys = append(keys, m.Key())
 			}
 			ctx := cmd.Context()
-			st, err := mvstate.Open(ctx, cfg.State.Dir, mvstate.Options{})
+			st, err := openStore(ctx, "import", cfg.State.Dir)
 			if err != nil {
 				return err
 			}

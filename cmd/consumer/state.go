@@ -24,7 +24,7 @@ func newStateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := mvstate.Open(cmd.Context(), cfg.State.Dir, mvstate.Options{})
+			s, err := openStore(cmd.Context(), "state export", cfg.State.Dir)
 			if err != nil {
 				return err
 			}
@@ -55,7 +55,7 @@ func newStateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := mvstate.Open(cmd.Context(), cfg.State.Dir, mvstate.Options{})
+			s, err := openStore(cmd.Context(), "state show", cfg.State.Dir)
 			if err != nil {
 				return err
 			}
