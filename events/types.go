@@ -60,13 +60,15 @@ func (*PartitionVersionChanged) Kind() Kind { return KindPartitionVersionChanged
 // ID implements Event.
 func (e *PartitionVersionChanged) ID() string { return e.EventID }
 
-// NativeTableTypes are the table_type values rule §3.1 acts on.
-var nativeTableTypes = map[string]bool{
-	"olap": true, "cloud_native": true, "materialized_view": true, "cloud_native_materialized_view": true,
+// IsNativeTableType reports whether rule §3.1 applies to a table_type: a
+// native table or materialized view, local or cloud-native.
+func IsNativeTableType(t string) bool {
+	switch t {
+	case "olap", "cloud_native", "materialized_view", "cloud_native_materialized_view":
+		return true
+	}
+	return false
 }
-
-// IsNativeTableType reports whether rule §3.1 applies to a table_type.
-func IsNativeTableType(t string) bool { return nativeTableTypes[t] }
 
 // ExternalPartition is one entry of external_table_recreated.partitions.
 type ExternalPartition struct {
