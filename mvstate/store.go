@@ -12,6 +12,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // FileName is the bbolt file inside the state dir.
@@ -110,7 +111,7 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 	// file is not re-mapped again and again, which stalls large rebuilds.
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opt.LockTimeout, NoSync: opt.NoSync,
 		FreelistType: bolt.FreelistMapType, InitialMmapSize: 1 << 30})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %s", ErrLocked, path)
 	}
 	if err != nil {

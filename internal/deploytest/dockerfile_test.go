@@ -116,16 +116,6 @@ func parseDockerfile(text string) (*dockerfileDoc, error) {
 // final is the stage that becomes the image.
 func (d *dockerfileDoc) final() *stage { return d.stages[len(d.stages)-1] }
 
-// stage returns the stage named name.
-func (d *dockerfileDoc) stage(name string) *stage {
-	for _, s := range d.stages {
-		if s.name == name {
-			return s
-		}
-	}
-	return nil
-}
-
 func (s *stage) all(cmd string) []instruction {
 	var out []instruction
 	for _, in := range s.instrs {

@@ -575,20 +575,6 @@ func (in *instance) stop() {
 	}
 }
 
-// waitActive waits until the instance is the group's active writer.
-func (in *instance) waitActive() {
-	in.t.Helper()
-	eventually(in.t, waitLong, func() error {
-		if err := in.exitedEarly(); err != nil {
-			in.t.Fatal(err)
-		}
-		if !in.svc.Active() {
-			return errors.New("the service is not the active writer yet")
-		}
-		return nil
-	})
-}
-
 // waitApplied waits until the instance's store applied every record of topic
 // up to its current high watermarks.
 func (e *env) waitApplied(st *mvstate.Store, topic string) {
