@@ -43,7 +43,26 @@ func (s *Store) ExportDurable(ctx context.Context, w io.Writer) error {
 	return snap.exportLocked(ctx, w)
 }
 
+// ExportMVs is Export limited to the given MVs (unknown keys are left out):
+// the same document shape, so `state export --mv` output is canonical too.
+func (s *Store) ExportMVs(ctx context.Context, w io.Writer, keys []MVKey) error {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	want := make(map[MVKey]bool, len(keys))
+	for _, k := range keys {
+		want[k] = true
+	}
+	return s.export(ctx, w, func(k MVKey) bool { return want[k] })
+}
+
 func (s *Store) exportLocked(ctx context.Context, w io.Writer) error {
+	return s.export(ctx, w, nil)
+}
+
+// export writes the document for the MVs keep accepts (all when nil).
+func (s *Store) export(ctx context.Context, w io.Writer, keep func(MVKey) bool) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	s.metaMu.RLock()
 	jid := s.journalID
@@ -53,7 +72,9 @@ func (s *Store) exportLocked(ctx context.Context, w io.Writer) error {
 	}
 	keys := make([]MVKey, 0, len(s.mvs))
 	for k := range s.mvs {
-		keys = append(keys, k)
+		if keep == nil || keep(k) {
+			keys = append(keys, k)
+		}
 	}
 	for i, k := range sortKeys(keys) {
 		if err := ctx.Err(); err != nil {

@@ -137,6 +137,13 @@ func TestStateImport_ofAnExportGivesAByteIdenticalExport(t *testing.T) {
 	if got != want.String() {
 		t.Fatalf("export after import differs:\n%s\nwant\n%s", got, want.String())
 	}
+	one, err := run("state", "export", "--mv", "10001:50002")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(one, `{"journal_id":42,"mvs":[`) || strings.Count(one, `"mv_id":`) != 1 || !strings.Contains(one, `"mv_id":50002`) {
+		t.Fatalf("export --mv: %s", one)
+	}
 	if _, err := run("state", "import", "--file", file); err == nil || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("a second import into a non-empty store must be refused, got %v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -15,7 +16,7 @@ import (
 
 func newStateCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "state", Short: "Inspect the local state store (stop the service first: the store is locked while it runs)"}
-	var out string
+	var out, exportMV string
 	export := &cobra.Command{
 		Use:   "export",
 		Short: `Write the whole state as canonical JSON {"journal_id":N,"mvs":[...]} (byte-identical for equal states)`,
@@ -29,7 +30,15 @@ func newStateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			w := cmd.OutOrStdout()
+			write := func(w io.Writer) error { return s.ExportDurable(cmd.Context(), w) }
+			if exportMV != "" {
+				key, err := findMV(s, exportMV)
+				if err != nil {
+					return err
+				}
+				// Just opened: memory is what is on disk.
+				write = func(w io.Writer) error { return s.ExportMVs(cmd.Context(), w, []mvstate.MVKey{key}) }
+			}
 			if out != "" && out != "-" {
 				f, err := os.Create(out)
 				if err != nil {
@@ -37,15 +46,16 @@ func newStateCmd(g *globals) *cobra.Command {
 				}
 				defer f.Close()
 				bw := bufio.NewWriter(f)
-				if err := s.ExportDurable(cmd.Context(), bw); err != nil {
+				if err := write(bw); err != nil {
 					return err
 				}
 				return bw.Flush()
 			}
-			return s.ExportDurable(cmd.Context(), w)
+			return write(cmd.OutOrStdout())
 		},
 	}
 	export.Flags().StringVarP(&out, "out", "o", "-", "output file (- for stdout)")
+	export.Flags().StringVar(&exportMV, "mv", "", "only this MV: DB_ID:MV_ID, or MV_ID when unique")
 	var mv string
 	show := &cobra.Command{
 		Use:   "show",
