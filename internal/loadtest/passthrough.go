@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mvrepair/mvrepair/internal/kafkaio"
+	"github.com/mvrepair/mvrepair/internal/pipeline"
 )
 
 // passThrough is the baseline pipeline: consume → produce → commit, with the
@@ -127,9 +128,10 @@ func (pt *passThrough) generation(ctx context.Context, gen *kafkaio.Generation) 
 	defer f.Close()
 	maxEvents, maxWait := r.cfg.Batch.MaxEvents, r.cfg.Batch.MaxWait
 	for ctx.Err() == nil {
-		batch, err := collect(ctx, f, maxEvents, maxWait)
+		// The same batching as the service, idle-poll included.
+		batch, err := pipeline.Collect(ctx, f, maxEvents, maxWait, 500*time.Millisecond)
 		if len(batch) == 0 {
-			if err != nil && ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
+			if err != nil && ctx.Err() == nil && !errors.Is(err, pipeline.ErrIdle) {
 				return err
 			}
 			continue
@@ -190,38 +192,6 @@ func retry(ctx context.Context, fn func() error) error {
 		delay *= 2
 	}
 	return err
-}
-
-// collect gathers up to maxEvents records, waiting at most maxWait after the
-// first: pipeline.Writer's batching.
-func collect(ctx context.Context, f *kafkaio.Fetcher, maxEvents int, maxWait time.Duration) ([]kafkaio.Message, error) {
-	ictx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-	first, err := f.Fetch(ictx)
-	cancel()
-	if err != nil {
-		return nil, err
-	}
-	batch := make([]kafkaio.Message, 1, maxEvents)
-	batch[0] = first
-	deadline := time.Now().Add(maxWait)
-	for len(batch) < maxEvents {
-		if m, ok := f.TryFetch(); ok {
-			batch = append(batch, m)
-			continue
-		}
-		wait := time.Until(deadline)
-		if wait <= 0 {
-			break
-		}
-		wctx, cancel := context.WithTimeout(ctx, wait)
-		m, err := f.Fetch(wctx)
-		cancel()
-		if err != nil {
-			break
-		}
-		batch = append(batch, m)
-	}
-	return batch, nil
 }
 
 func (pt *passThrough) stop() {

@@ -138,10 +138,9 @@ func (f *Follower) run(ctx context.Context, until map[int]int64) (Stats, error) 
 	if maxWait <= 0 {
 		maxWait = 20 * time.Millisecond
 	}
-	collector := Writer{Cfg: WriterConfig{MaxEvents: maxBatch, MaxWait: maxWait}}
 	for !done() {
-		batch, err := collector.collect(ctx, tail)
-		if errors.Is(err, errIdle) {
+		batch, err := Collect(ctx, tail, maxBatch, maxWait, idleAfter)
+		if errors.Is(err, ErrIdle) {
 			err = nil
 		}
 		if len(batch) > 0 {

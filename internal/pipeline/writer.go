@@ -202,12 +202,12 @@ func (w *Writer) Run(ctx context.Context, f Fetcher, c Committer, epoch int64) e
 		return ErrStopped
 	}
 	for {
-		batch, err := w.collect(runCtx, f)
+		batch, err := Collect(runCtx, f, w.Cfg.MaxEvents, w.Cfg.MaxWait, idleAfter)
 		if len(batch) == 0 {
 			if runCtx.Err() != nil {
 				return stop(nil)
 			}
-			if errors.Is(err, errIdle) {
+			if errors.Is(err, ErrIdle) {
 				w.flushAcks(runCtx)
 			}
 			continue
@@ -265,7 +265,8 @@ func (w *Writer) finishTimeout() time.Duration {
 // acknowledged outbox messages in a commit of their own.
 const idleAfter = 500 * time.Millisecond
 
-var errIdle = errors.New("pipeline: idle")
+// ErrIdle is returned by Collect when nothing arrived within its idle time.
+var ErrIdle = errors.New("pipeline: idle")
 
 // flushAcks deletes acknowledged outbox messages when no batch will do it.
 func (w *Writer) flushAcks(ctx context.Context) {
@@ -278,23 +279,25 @@ func (w *Writer) flushAcks(ctx context.Context) {
 	}
 }
 
-// collect gathers up to MaxEvents records, waiting at most MaxWait after the
-// first one. It returns what it has when ctx ends (with ctx's error), and
-// errIdle when nothing arrived for idleAfter.
-func (w *Writer) collect(ctx context.Context, f Fetcher) ([]kafkaio.Message, error) {
-	ictx, cancel := context.WithTimeout(ctx, idleAfter)
+// Collect gathers one batch from f: it waits up to idle for a first record
+// (then returns ErrIdle), and after it up to maxWait for more, stopping at
+// maxEvents. When ctx ends it returns what it has, with ctx's error. The
+// writer, the follower and the load benchmark's pass-through baseline all
+// batch with it.
+func Collect(ctx context.Context, f Fetcher, maxEvents int, maxWait, idle time.Duration) ([]kafkaio.Message, error) {
+	ictx, cancel := context.WithTimeout(ctx, idle)
 	first, err := f.Fetch(ictx)
 	cancel()
 	if err != nil {
 		if ctx.Err() == nil {
-			return nil, errIdle
+			return nil, ErrIdle
 		}
 		return nil, err
 	}
-	batch := make([]kafkaio.Message, 1, w.Cfg.MaxEvents)
+	batch := make([]kafkaio.Message, 1, maxEvents)
 	batch[0] = first
-	deadline := time.Now().Add(w.Cfg.MaxWait)
-	for len(batch) < w.Cfg.MaxEvents {
+	deadline := time.Now().Add(maxWait)
+	for len(batch) < maxEvents {
 		if m, ok := f.TryFetch(); ok {
 			batch = append(batch, m)
 			continue
