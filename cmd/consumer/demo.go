@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
@@ -279,5 +278,3 @@ func joinCounts(m map[string]float64) string {
 	}
 	return fmt.Sprintf("%.0f (%s)", total, strings.Join(parts, ", "))
 }
-
-var _ prometheus.Gatherer = (*prometheus.Registry)(nil)

@@ -5,11 +5,13 @@ import (
 	"bytes"
 	"fmt"
 
+	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
 	"github.com/mvrepair/mvrepair/events"
 	"github.com/mvrepair/mvrepair/internal/config"
 	"github.com/mvrepair/mvrepair/internal/kafkaio"
+	"github.com/mvrepair/mvrepair/internal/service"
 )
 
 // brokersOf returns where clients connect: the configured brokers, or the
@@ -71,9 +73,7 @@ empty key, to --topic or the input topic (useful to test the dead-letter path).`
 			if err := sc.Err(); err != nil {
 				return err
 			}
-			p, err := kafkaio.NewProducer(kafkaio.ProducerConfig{Brokers: brokersOf(cfg), ClientID: cfg.Kafka.ClientID,
-				BatchTimeout: cfg.Kafka.Writer.BatchTimeout, BatchSize: cfg.Kafka.Writer.BatchSize,
-				WriteTimeout: cfg.Kafka.Writer.WriteTimeout, Compression: cfg.Kafka.Writer.Compression})
+			p, err := kafkaio.NewProducer(service.ProducerConfig(cfg, brokersOf(cfg), zerolog.Nop()))
 			if err != nil {
 				return err
 			}

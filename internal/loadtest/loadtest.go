@@ -260,19 +260,14 @@ func (r *runner) setup(ctx context.Context) (err error) {
 	return nil
 }
 
-// newProducer builds a producer with the service's settings (service.OpenKafka).
+// newProducer builds a producer with the service's settings.
 func (r *runner) newProducer() (*kafkaio.Producer, error) {
-	c := r.cfg
-	return kafkaio.NewProducer(kafkaio.ProducerConfig{Brokers: r.brokers, ClientID: c.Kafka.ClientID,
-		BatchTimeout: c.Kafka.Writer.BatchTimeout, BatchSize: c.Kafka.Writer.BatchSize,
-		WriteTimeout: c.Kafka.Writer.WriteTimeout, Compression: c.Kafka.Writer.Compression})
+	return kafkaio.NewProducer(service.ProducerConfig(r.cfg, r.brokers, zerolog.Nop()))
 }
 
-// fetcherConfig is the service's reader configuration (Kafka.FetcherConfig).
+// fetcherConfig is the service's reader configuration.
 func (r *runner) fetcherConfig() kafkaio.FetcherConfig {
-	c := r.cfg
-	return kafkaio.FetcherConfig{Brokers: r.brokers, ClientID: c.Kafka.ClientID, MaxWait: c.Kafka.Reader.MaxWait,
-		MaxBytes: c.Kafka.Reader.MaxBytes, QueueCapacity: c.Kafka.Reader.QueueCapacity}
+	return service.FetcherConfig(r.cfg, r.brokers, zerolog.Nop())
 }
 
 func (r *runner) close() {

@@ -149,7 +149,7 @@ func (w *Writer) SyncOffsets(ctx context.Context, c Committer, assigned map[stri
 				ahead[topic][a.Partition] = applied
 			}
 			start[topic] = append(start[topic], kafkaio.Assignment{Partition: a.Partition, Offset: off})
-			if off >= 0 {
+			if a.Offset >= 0 { // what the group has committed (negative: nothing yet)
 				w.noteCommitted(topic, a.Partition, a.Offset)
 			}
 		}

@@ -32,12 +32,9 @@ type Service struct {
 	log     zerolog.Logger
 	Metrics *metrics.Metrics
 
-	store    *mvstate.Store
-	kafka    *Kafka
-	brokers  []string
-	admin    *kafkaio.Admin
-	producer *kafkaio.Producer
-	topics   pipeline.Topics
+	store  *mvstate.Store
+	kafka  *Kafka
+	topics pipeline.Topics
 
 	joined    atomic.Bool  // a generation was received
 	active    atomic.Bool  // this instance is the writer
@@ -77,7 +74,6 @@ func Open(ctx context.Context, cfg *config.Config, log zerolog.Logger) (s *Servi
 	if s.kafka, err = OpenKafka(ctx, cfg, log); err != nil {
 		return nil, err
 	}
-	s.brokers, s.admin, s.producer = s.kafka.Brokers, s.kafka.Admin, s.kafka.Producer
 	return s, nil
 }
 
@@ -128,9 +124,7 @@ func OpenKafka(ctx context.Context, cfg *config.Config, log zerolog.Logger) (k *
 	if parts, perr := k.Admin.Partitions(ctx, cfg.Kafka.Topics.EditLog); perr == nil && len(parts) > 1 {
 		return nil, fmt.Errorf("service: edit-log topic %q has %d partitions; the journal needs exactly 1 (a total order)", cfg.Kafka.Topics.EditLog, len(parts))
 	}
-	k.Producer, err = kafkaio.NewProducer(kafkaio.ProducerConfig{Brokers: k.Brokers, ClientID: cfg.Kafka.ClientID,
-		BatchTimeout: cfg.Kafka.Writer.BatchTimeout, BatchSize: cfg.Kafka.Writer.BatchSize,
-		WriteTimeout: cfg.Kafka.Writer.WriteTimeout, Compression: cfg.Kafka.Writer.Compression, Logger: log})
+	k.Producer, err = kafkaio.NewProducer(ProducerConfig(cfg, k.Brokers, log))
 	if err != nil {
 		return nil, err
 	}
@@ -154,9 +148,23 @@ func (k *Kafka) Close() {
 
 // FetcherConfig is the reader configuration of the clients.
 func (k *Kafka) FetcherConfig(log zerolog.Logger) kafkaio.FetcherConfig {
-	c := k.cfg
-	return kafkaio.FetcherConfig{Brokers: k.Brokers, ClientID: c.Kafka.ClientID, MaxWait: c.Kafka.Reader.MaxWait,
-		MaxBytes: c.Kafka.Reader.MaxBytes, QueueCapacity: c.Kafka.Reader.QueueCapacity, Logger: log}
+	return FetcherConfig(k.cfg, k.Brokers, log)
+}
+
+// ProducerConfig is the producer every part of mvrepair builds from cfg
+// (the service, `consumer produce`, the load benchmark's baseline).
+func ProducerConfig(cfg *config.Config, brokers []string, log zerolog.Logger) kafkaio.ProducerConfig {
+	w := cfg.Kafka.Writer
+	return kafkaio.ProducerConfig{Brokers: brokers, ClientID: cfg.Kafka.ClientID, BatchTimeout: w.BatchTimeout,
+		BatchSize: w.BatchSize, WriteTimeout: w.WriteTimeout, Compression: w.Compression, Logger: log}
+}
+
+// FetcherConfig is the reader configuration every part of mvrepair builds
+// from cfg.
+func FetcherConfig(cfg *config.Config, brokers []string, log zerolog.Logger) kafkaio.FetcherConfig {
+	r := cfg.Kafka.Reader
+	return kafkaio.FetcherConfig{Brokers: brokers, ClientID: cfg.Kafka.ClientID, MaxWait: r.MaxWait,
+		MaxBytes: r.MaxBytes, QueueCapacity: r.QueueCapacity, Logger: log}
 }
 
 // EditLogSource is the edit-log topic as a rebuild source.
@@ -201,16 +209,16 @@ func (s *Service) Store() *mvstate.Store { return s.store }
 
 // Brokers returns the bootstrap brokers in use (the embedded one's address
 // when embedded).
-func (s *Service) Brokers() []string { return s.brokers }
+func (s *Service) Brokers() []string { return s.kafka.Brokers }
 
 // Topics returns the topic names in use.
 func (s *Service) Topics() pipeline.Topics { return s.topics }
 
 // Admin returns the admin client.
-func (s *Service) Admin() *kafkaio.Admin { return s.admin }
+func (s *Service) Admin() *kafkaio.Admin { return s.kafka.Admin }
 
 // Producer returns the producer.
-func (s *Service) Producer() *kafkaio.Producer { return s.producer }
+func (s *Service) Producer() *kafkaio.Producer { return s.kafka.Producer }
 
 // Active reports whether this instance is the writer now.
 func (s *Service) Active() bool { return s.active.Load() }
@@ -259,8 +267,6 @@ func (s *Service) follower() *pipeline.Follower {
 		HWM: src.HWM}
 }
 
-func (s *Service) fetcherConfig() kafkaio.FetcherConfig { return s.kafka.FetcherConfig(s.log) }
-
 // RestoreIfEmpty rebuilds an empty store from the edit log (DESIGN.md §7: a
 // lost state dir is not a disaster), with the same checks as
 // `consumer rebuild`. It reports how many records it applied.
@@ -283,7 +289,7 @@ func (s *Service) writer(dryRun bool) *pipeline.Writer {
 	c := s.cfg
 	return &pipeline.Writer{
 		Proc: &pipeline.Processor{Store: s.store, Topics: s.topics, Log: s.log, Obs: procObs{s.Metrics}, DryRun: dryRun},
-		Pub:  s.producer,
+		Pub:  s.kafka.Producer,
 		Cfg: pipeline.WriterConfig{MaxEvents: c.Batch.MaxEvents, MaxWait: c.Batch.MaxWait,
 			FinishTimeout: c.ShutdownTimeout,
 			Retry: pipeline.RetryPolicy{InitialInterval: c.Retry.InitialInterval, MaxInterval: c.Retry.MaxInterval,
@@ -304,7 +310,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if name == "" {
 		name, _ = os.Hostname()
 	}
-	group, err := kafkaio.NewGroup(kafkaio.GroupConfig{Brokers: s.brokers, GroupID: s.cfg.Kafka.GroupID,
+	group, err := kafkaio.NewGroup(kafkaio.GroupConfig{Brokers: s.kafka.Brokers, GroupID: s.cfg.Kafka.GroupID,
 		Topics: []string{s.topics.Input, s.topics.Catalog}, ClientID: s.cfg.Kafka.ClientID, InstanceName: name,
 		Balancer: s.cfg.Kafka.Balancer, SessionTimeout: s.cfg.Kafka.SessionTimeout,
 		HeartbeatInterval: s.cfg.Kafka.HeartbeatInterval, RebalanceTimeout: s.cfg.Kafka.RebalanceTimeout,
@@ -466,7 +472,7 @@ func (s *Service) activeOnce(ctx context.Context, gen *kafkaio.Generation, w *pi
 	if err != nil {
 		return err
 	}
-	fetcher, err := kafkaio.NewFetcher(ctx, s.fetcherConfig(), start)
+	fetcher, err := kafkaio.NewFetcher(ctx, s.kafka.FetcherConfig(s.log), start)
 	if err != nil {
 		return err
 	}
@@ -500,13 +506,13 @@ func (s *Service) watch(ctx context.Context) {
 	lastLag := time.Time{}
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := s.admin.Ping(pctx)
+		err := s.kafka.Admin.Ping(pctx)
 		cancel()
 		s.brokerErr.Store(errBox{err})
 		if err == nil && time.Since(lastLag) >= s.cfg.Metrics.LagInterval {
 			lastLag = time.Now()
 			lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			lag, err := kafkaio.Lag(lctx, s.admin, s.cfg.Kafka.GroupID, []string{s.topics.Input, s.topics.Catalog})
+			lag, err := kafkaio.Lag(lctx, s.kafka.Admin, s.cfg.Kafka.GroupID, []string{s.topics.Input, s.topics.Catalog})
 			cancel()
 			if err == nil {
 				for topic, parts := range lag {
