@@ -185,16 +185,7 @@ func TestFailover_standbyTakesOverAfterKill9AndNothingIsLost(t *testing.T) {
 	a := c.start(t, "a", dirA)
 	c.waitRole(t, a, "a", 1)
 	b := c.start(t, "b", dirB)
-	eventually(t, 30*time.Second, "b joined as standby", func() error {
-		name, n, err := c.activeMember(ctx)
-		if err != nil {
-			return err
-		}
-		if n != 2 || name != "a" {
-			return fmt.Errorf("%d members, active %q", n, name)
-		}
-		return nil
-	})
+	c.waitRole(t, b, "a", 2) // b is a standby
 
 	const rounds = 20
 	var all []events.Event
@@ -331,13 +322,7 @@ func TestZombie_lateRecordOfOlderEpochIsIgnoredByFollowersAndFencedByRebuild(t *
 	a := c.start(t, "a", filepath.Join(t.TempDir(), "a"))
 	c.waitRole(t, a, "a", 1)
 	f := c.start(t, "f", filepath.Join(t.TempDir(), "f"))
-	eventually(t, 30*time.Second, "f joined as standby", func() error {
-		name, n, err := c.activeMember(ctx)
-		if err == nil && (n != 2 || name != "a") {
-			return fmt.Errorf("%d members, active %q", n, name)
-		}
-		return err
-	})
+	c.waitRole(t, f, "a", 2) // f is a standby
 	var all []events.Event
 	for _, e := range catalog() {
 		all = append(all, e)
@@ -415,13 +400,7 @@ func TestFailover_cleanShutdownHandsOverWithinAHeartbeat(t *testing.T) {
 	a := c.start(t, "a", filepath.Join(t.TempDir(), "a"))
 	c.waitRole(t, a, "a", 1)
 	b := c.start(t, "b", filepath.Join(t.TempDir(), "b"))
-	eventually(t, 30*time.Second, "b joined as standby", func() error {
-		name, n, err := c.activeMember(ctx)
-		if err == nil && (n != 2 || name != "a") {
-			return fmt.Errorf("%d members, active %q", n, name)
-		}
-		return err
-	})
+	c.waitRole(t, b, "a", 2) // b is a standby
 	for _, e := range catalog() {
 		c.produce(t, c.cfg.Kafka.Topics.Catalog, e)
 	}
