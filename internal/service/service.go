@@ -59,21 +59,24 @@ type errBox struct{ err error }
 // Open prepares a service: opens the store, starts the embedded broker when
 // configured, connects the Kafka clients and creates topics. It does not
 // consume; call Run.
-func Open(ctx context.Context, cfg *config.Config, log zerolog.Logger) (s *Service, err error) {
-	s = &Service{cfg: cfg, log: log, Metrics: metrics.New(), topics: topicsOf(cfg)}
+func Open(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*Service, error) {
+	s := &Service{cfg: cfg, log: log, Metrics: metrics.New(), topics: topicsOf(cfg)}
 	s.brokerErr.Store(errBox{})
 	s.fatal.Store(errBox{})
+	opened := false
 	defer func() {
-		if err != nil {
+		if !opened {
 			s.Close()
 		}
 	}()
+	var err error
 	if s.store, err = mvstate.Open(ctx, cfg.State.Dir, mvstate.Options{}); err != nil {
 		return nil, err
 	}
 	if s.kafka, err = OpenKafka(ctx, cfg, log); err != nil {
 		return nil, err
 	}
+	opened = true
 	return s, nil
 }
 
@@ -95,13 +98,15 @@ type Kafka struct {
 // OpenKafka starts the embedded broker when configured (its data under
 // state.dir/kafka), connects the clients, creates the topics when
 // kafka.create_topics is on and checks that the edit log has one partition.
-func OpenKafka(ctx context.Context, cfg *config.Config, log zerolog.Logger) (k *Kafka, err error) {
-	k = &Kafka{cfg: cfg, Brokers: cfg.BrokerList()}
+func OpenKafka(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*Kafka, error) {
+	k := &Kafka{cfg: cfg, Brokers: cfg.BrokerList()}
+	opened := false
 	defer func() {
-		if err != nil {
+		if !opened {
 			k.Close()
 		}
 	}()
+	var err error
 	if cfg.Embedded() {
 		k.Broker, err = embedded.Start(ctx, embedded.Config{Addr: cfg.Kafka.EmbeddedAddr,
 			DataDir: filepath.Join(cfg.State.Dir, "kafka")})
@@ -128,6 +133,7 @@ func OpenKafka(ctx context.Context, cfg *config.Config, log zerolog.Logger) (k *
 	if err != nil {
 		return nil, err
 	}
+	opened = true
 	return k, nil
 }
 
