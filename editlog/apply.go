@@ -53,17 +53,26 @@ func (r Result) String() string {
 // ErrForked is returned by callers that cannot continue after a Forked result.
 var ErrForked = errors.New("editlog: journal forked by a newer epoch; rebuild from the edit log")
 
-// Apply makes the changes of one record in tx, the single code path used by
-// the live writer, followers, rebuild and tests. A record is applied only if
+// ErrInconsistent means a record that had to apply did not: a writer's own
+// records (decided against this very state) always apply, so this is a bug,
+// never a transient failure.
+var ErrInconsistent = errors.New("editlog: record does not apply to the state it was decided on")
+
+// Apply makes the changes of one record in tx. A record is applied only if
 // its epoch is not older than the last applied epoch and its journal id is
-// the next one, last applied + 1 (DESIGN.md §4 says "above the last applied";
-// requiring the next one also keeps a reader from skipping records that a
-// retried publish wrote out of order); otherwise it is a no-op and the result
-// says why. A record about an MV the state does not have
-// (other than mv_upserted) changes nothing but still advances the journal.
+// the next one, last applied + 1 (docs/design.md §8.1: the spec says "above
+// the last applied"; requiring the next one also keeps a reader from
+// skipping records that a retried publish wrote out of order); otherwise it
+// is a no-op and the result says why. A record about an MV the state does
+// not have (other than mv_upserted) changes nothing but still advances the
+// journal, and so does a record whose MV was already changed by a record at
+// or above it: a state restored from a checkpoint holds MVs newer than the
+// checkpoint's journal id, and the edit-log tail after it must not apply its
+// older records to them (docs/design.md §4.9). In a live state every MV's
+// last change is below the next journal id, so that test never fires there.
 //
 // The caller's mvstate.Batch must declare the record's MV (Touches) and, for
-// structural ops, be Structural.
+// structural ops, be Structural. Most callers use ApplyBatch.
 func Apply(tx *mvstate.Tx, r *Record) (Result, error) {
 	switch {
 	case r.Epoch < tx.Epoch():
@@ -75,11 +84,97 @@ func Apply(tx *mvstate.Tx, r *Record) (Result, error) {
 	case r.JournalID > tx.JournalID()+1:
 		return Gap, nil
 	}
-	if err := applyOp(tx, r); err != nil {
-		return 0, fmt.Errorf("editlog: apply record %d (%s %s): %w", r.JournalID, r.Op, r.MV.Key(), err)
+	tx.BeginRecord(r.JournalID)
+	if tx.MVJournalID(r.MV.Key()) < r.JournalID {
+		if err := applyOp(tx, r); err != nil {
+			return 0, fmt.Errorf("editlog: apply record %d (%s %s): %w", r.JournalID, r.Op, r.MV.Key(), err)
+		}
 	}
 	tx.SetJournal(r.JournalID, r.Epoch)
 	return Applied, nil
+}
+
+// Mode says how ApplyBatch treats records that do not apply.
+type Mode int
+
+const (
+	// Strict: every record must apply; anything else is ErrInconsistent.
+	// For a writer's own records, decided against the same state.
+	Strict Mode = iota
+	// Follow: duplicates, stale records and gaps are counted and skipped; a
+	// fork stops the batch with ErrForked. For followers of the edit log.
+	Follow
+	// Rebuild: like Follow, but a record of an older epoch, or of a newer
+	// one starting below the journal, counts as a duplicate (Supersede
+	// already removed what a newer epoch replaced). For restores.
+	Rebuild
+)
+
+// Hole is a gap in the journal: the records after After up to Next-1 are
+// missing.
+type Hole struct{ After, Next int64 }
+
+// Counts tallies what ApplyBatch did with each record.
+type Counts struct {
+	Applied, Duplicate, Stale, Gap, Forked int
+	// Gaps lists the holes found (Follow and Rebuild), in order.
+	Gaps []Hole
+}
+
+// Add adds o's tallies to c.
+func (c *Counts) Add(o Counts) {
+	c.Applied += o.Applied
+	c.Duplicate += o.Duplicate
+	c.Stale += o.Stale
+	c.Gap += o.Gap
+	c.Forked += o.Forked
+	c.Gaps = append(c.Gaps, o.Gaps...)
+}
+
+// ApplyBatch applies recs in order inside one commit: the single apply loop
+// of every path (the writer, followers, restores, the local log's replay),
+// run by the store's Commit. applied, when not nil, is called for each
+// record that applied, with its index.
+func ApplyBatch(tx *mvstate.Tx, recs []*Record, mode Mode, applied func(i int)) (Counts, error) {
+	var c Counts
+	for i, r := range recs {
+		last := tx.JournalID()
+		res, err := Apply(tx, r)
+		if err != nil {
+			return c, err
+		}
+		if res != Applied && mode == Strict {
+			return c, fmt.Errorf("%w: record %d was %s (state at %d, epoch %d)", ErrInconsistent, r.JournalID, res, last, tx.Epoch())
+		}
+		switch res {
+		case Applied:
+			c.Applied++
+			if applied != nil {
+				applied(i)
+			}
+		case Duplicate:
+			c.Duplicate++
+		case Stale:
+			if mode == Rebuild {
+				c.Duplicate++
+			} else {
+				c.Stale++
+			}
+		case Forked:
+			if mode == Rebuild {
+				c.Duplicate++
+				continue
+			}
+			c.Forked++
+			return c, fmt.Errorf("%w: record %d of epoch %d at or below journal %d (epoch %d)", ErrForked, r.JournalID, r.Epoch, last, tx.Epoch())
+		case Gap:
+			c.Gap++
+			if n := len(c.Gaps); n == 0 || c.Gaps[n-1].After != last {
+				c.Gaps = append(c.Gaps, Hole{After: last, Next: r.JournalID})
+			}
+		}
+	}
+	return c, nil
 }
 
 func applyOp(tx *mvstate.Tx, r *Record) error {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -56,7 +58,7 @@ func allOps() []*editlog.Record {
 	}
 }
 
-func commit(t *testing.T, s *mvstate.Store, recs ...*editlog.Record) []editlog.Result {
+func commit(t *testing.T, s *mvstate.State, recs ...*editlog.Record) []editlog.Result {
 	t.Helper()
 	keys, structural := editlog.Touches(recs)
 	var out []editlog.Result
@@ -76,7 +78,7 @@ func commit(t *testing.T, s *mvstate.Store, recs ...*editlog.Record) []editlog.R
 	return out
 }
 
-func exportOf(t *testing.T, s *mvstate.Store) string {
+func exportOf(t *testing.T, s *mvstate.State) string {
 	t.Helper()
 	var b bytes.Buffer
 	if err := s.Export(context.Background(), &b); err != nil {
@@ -128,8 +130,8 @@ func TestRecord_usesTheContractFieldNames(t *testing.T) {
 		t.Errorf("a one-partition repair record is %d bytes, want < 600", len(b))
 	}
 	up, _ := editlog.Encode(allOps()[0])
-	if !strings.Contains(string(up), `"version_map":{"20001":`) {
-		t.Errorf("mv_upserted must carry the mv in full: %s", up)
+	if !strings.Contains(string(up), `"version_map":{"20001":{"p20231231":{"id":30000,"version":2,"last_refresh_time":1732300000000}`) {
+		t.Errorf("mv_upserted must carry the mv in full, entries in compact form: %s", up)
 	}
 }
 
@@ -148,7 +150,7 @@ func TestDecode_rejectsRecordsMissingWhatTheirOpNeeds(t *testing.T) {
 }
 
 func TestApply_everyOpChangesStateAsSpecified(t *testing.T) {
-	s := mvstate.NewMemory()
+	s := mvstate.NewState()
 	recs := allOps()
 	commit(t, s, recs[0])
 	if got := s.Get(ref.Key()); !got.Equal(mv()) {
@@ -191,7 +193,7 @@ func TestApply_everyOpChangesStateAsSpecified(t *testing.T) {
 }
 
 func TestApply_redeliveredRecordIsANoOp(t *testing.T) {
-	s := mvstate.NewMemory()
+	s := mvstate.NewState()
 	recs := allOps()
 	commit(t, s, recs[0], recs[1])
 	before := exportOf(t, s)
@@ -205,7 +207,7 @@ func TestApply_redeliveredRecordIsANoOp(t *testing.T) {
 }
 
 func TestApply_zombieRecordOfOlderEpochIsIgnored(t *testing.T) {
-	s := mvstate.NewMemory()
+	s := mvstate.NewState()
 	recs := allOps()
 	commit(t, s, recs[0], recs[1], recs[2], recs[3]) // now at epoch 2, journal 4
 	before := exportOf(t, s)
@@ -219,7 +221,7 @@ func TestApply_zombieRecordOfOlderEpochIsIgnored(t *testing.T) {
 }
 
 func TestApply_newerEpochStartingBelowTheJournalIsReportedAsFork(t *testing.T) {
-	s := mvstate.NewMemory()
+	s := mvstate.NewState()
 	recs := allOps()
 	commit(t, s, recs[0], recs[1], recs[2])
 	fork := &editlog.Record{JournalID: 3, Epoch: 7, Op: editlog.OpDropped, MV: ref}
@@ -232,7 +234,7 @@ func TestApply_newerEpochStartingBelowTheJournalIsReportedAsFork(t *testing.T) {
 }
 
 func TestApply_recordsReplayedOnEmptyStateRebuildTheLiveState(t *testing.T) {
-	live := mvstate.NewMemory()
+	live := mvstate.NewState()
 	recs := allOps()[:4]
 	commit(t, live, recs...)
 	var log [][]byte
@@ -240,7 +242,7 @@ func TestApply_recordsReplayedOnEmptyStateRebuildTheLiveState(t *testing.T) {
 		b, _ := editlog.Encode(r)
 		log = append(log, b)
 	}
-	rebuilt := mvstate.NewMemory()
+	rebuilt := mvstate.NewState()
 	for _, b := range log {
 		r, err := editlog.Decode(b)
 		if err != nil {
@@ -254,7 +256,7 @@ func TestApply_recordsReplayedOnEmptyStateRebuildTheLiveState(t *testing.T) {
 }
 
 func TestApply_stateSharesNoMapsWithTheRecord(t *testing.T) {
-	s := mvstate.NewMemory()
+	s := mvstate.NewState()
 	recs := allOps()
 	commit(t, s, recs[0], recs[1])
 	before := exportOf(t, s)
@@ -267,7 +269,7 @@ func TestApply_stateSharesNoMapsWithTheRecord(t *testing.T) {
 }
 
 func TestApply_recordBeyondTheNextJournalIdIsHeldBackAsGap(t *testing.T) {
-	s := mvstate.NewMemory()
+	s := mvstate.NewState()
 	recs := allOps()
 	commit(t, s, recs[0])
 	if res := commit(t, s, recs[2]); res[0] != editlog.Gap {
@@ -305,3 +307,84 @@ func fmtJE(r *editlog.Record) string {
 }
 
 func itoa(v int64) string { b, _ := json.Marshal(v); return string(b) }
+
+func TestApply_recordCoveredByANewerMVSnapshotOnlyAdvancesTheJournal(t *testing.T) {
+	// A state restored from a checkpoint holds an MV as of record 7 while its
+	// journal is at 4: records 5..7 of the tail must not apply to that MV.
+	s := mvstate.NewState()
+	newer := mv()
+	newer.VersionMap[20001]["p20240101"] = mvstate.NewBasePartitionInfo(30001, 9, 1732900000000)
+	s.LoadMV(newer, 7)
+	s.LoadMeta(4, 1, nil)
+	before := exportOf(t, s)
+	stale := &editlog.Record{JournalID: 5, Epoch: 1, Op: editlog.OpVersionRepaired, MV: ref, BaseTable: &ordersRef,
+		Partitions:        mvstate.PartitionMap{"p20240101": mvstate.NewBasePartitionInfo(30001, 6, 1732400000000)},
+		MVLastRefreshTime: 1732400000000}
+	drop := &editlog.Record{JournalID: 6, Epoch: 1, Op: editlog.OpDropped, MV: ref}
+	if res := commit(t, s, stale, drop); res[0] != editlog.Applied || res[1] != editlog.Applied {
+		t.Fatalf("results %v, want the journal to advance", res)
+	}
+	if got := exportOf(t, s); got != strings.Replace(before, `"journal_id":4`, `"journal_id":6`, 1) {
+		t.Fatalf("records below the MV's snapshot changed it:\n%s\nwas\n%s", got, before)
+	}
+	later := &editlog.Record{JournalID: 7, Epoch: 1, Op: editlog.OpDropped, MV: ref}
+	commit(t, s, later) // record 7 is what the snapshot already holds
+	if s.Get(ref.Key()) == nil {
+		t.Fatal("record 7 applied twice")
+	}
+	commit(t, s, &editlog.Record{JournalID: 8, Epoch: 1, Op: editlog.OpDropped, MV: ref})
+	if s.Get(ref.Key()) != nil {
+		t.Fatal("record 8, above the MV's snapshot, did not apply")
+	}
+}
+
+func applyBatch(s *mvstate.State, recs []*editlog.Record, mode editlog.Mode) (editlog.Counts, []int, error) {
+	keys, structural := editlog.Touches(recs)
+	var c editlog.Counts
+	var applied []int
+	err := s.Commit(context.Background(), mvstate.Batch{Touched: keys, Structural: structural, Apply: func(tx *mvstate.Tx) error {
+		applied = applied[:0]
+		var err error
+		c, err = editlog.ApplyBatch(tx, recs, mode, func(i int) { applied = append(applied, i) })
+		return err
+	}})
+	return c, applied, err
+}
+
+func TestApplyBatch_strictRefusesARecordThatDoesNotApply(t *testing.T) {
+	s := mvstate.NewState()
+	recs := allOps()
+	if _, _, err := applyBatch(s, recs[:2], editlog.Strict); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := applyBatch(s, []*editlog.Record{recs[1]}, editlog.Strict)
+	if !errors.Is(err, editlog.ErrInconsistent) {
+		t.Fatalf("a duplicate in strict mode: %v, want ErrInconsistent", err)
+	}
+	if s.JournalID() != 2 {
+		t.Fatal("a refused batch changed the state")
+	}
+}
+
+func TestApplyBatch_followCountsSkipsAndStopsAtAFork(t *testing.T) {
+	s := mvstate.NewState()
+	recs := allOps()
+	c, applied, err := applyBatch(s, []*editlog.Record{recs[0], recs[0], recs[2], recs[1], recs[2]}, editlog.Follow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Applied != 3 || c.Duplicate != 1 || c.Gap != 1 || len(c.Gaps) != 1 || c.Gaps[0] != (editlog.Hole{After: 1, Next: 3}) {
+		t.Fatalf("counts %+v", c)
+	}
+	if fmt.Sprint(applied) != "[0 3 4]" {
+		t.Fatalf("applied indexes %v, want [0 3 4]", applied)
+	}
+	fork := &editlog.Record{JournalID: 2, Epoch: 9, Op: editlog.OpDropped, MV: ref}
+	if _, _, err := applyBatch(s, []*editlog.Record{fork}, editlog.Follow); !errors.Is(err, editlog.ErrForked) {
+		t.Fatalf("fork in follow mode: %v, want ErrForked", err)
+	}
+	c, _, err = applyBatch(s, []*editlog.Record{fork}, editlog.Rebuild)
+	if err != nil || c.Duplicate != 1 {
+		t.Fatalf("fork in rebuild mode: %+v, %v; want a duplicate", c, err)
+	}
+}

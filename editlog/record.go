@@ -103,66 +103,43 @@ type recordJSON struct {
 	Causes             []Cause                         `json:"causes,omitempty"`
 }
 
-// MarshalJSON encodes the record with the contract's field names.
-func (r *Record) MarshalJSON() ([]byte, error) {
-	w := recordJSON{JournalID: r.JournalID, Epoch: r.Epoch, Op: r.Op, At: r.At,
-		BaseTable: r.BaseTable, OldBaseTable: r.OldBaseTable, NewBaseTable: r.NewBaseTable,
-		Partitions: toWire(r.Partitions), Previous: toWire(r.Previous), MVLastRefreshTime: r.MVLastRefreshTime, Causes: r.Causes}
-	if r.Op == OpVersionRepaired && r.BaseTable != nil && r.BaseTable.IsNative() {
-		// The contract's shape: a native table is named by catalog, ids and name.
-		bt := mvstate.BaseTableInfo{Catalog: r.BaseTable.Catalog, DBID: r.BaseTable.DBID,
-			TableID: r.BaseTable.TableID, TableName: r.BaseTable.TableName}
-		w.BaseTable = &bt
-	}
-	var err error
-	if r.Op == OpUpserted && r.Definition != nil {
-		w.MV, err = json.Marshal(r.Definition)
-	} else {
-		w.MV, err = json.Marshal(r.MV)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if len(r.VersionMap) > 0 {
-		w.VersionMap = make(map[string]map[string]wireEntry, len(r.VersionMap))
-		for id, pm := range mvstate.EncodeVersionMap(r.VersionMap) {
-			w.VersionMap[id] = toWire(pm)
-		}
-	}
-	if len(r.ExternalVersionMap) > 0 {
-		w.ExternalVersionMap = mvstate.EncodeExternal(r.ExternalVersionMap)
-	}
-	if len(r.Removed) > 0 {
-		w.Removed = make(map[string][]string, len(r.Removed))
-		for id, names := range r.Removed {
-			w.Removed[strconv.FormatInt(id, 10)] = names
-		}
-	}
-	return json.Marshal(w)
-}
+// MarshalJSON encodes the record with the contract's field names (see
+// AppendRecord).
+func (r *Record) MarshalJSON() ([]byte, error) { return AppendRecord(nil, r), nil }
 
 // UnmarshalJSON decodes a record and checks that the op is known and the
-// fields it needs are present.
+// fields it needs are present (see Decode).
 func (r *Record) UnmarshalJSON(b []byte) error {
+	d, err := Decode(b)
+	if err != nil {
+		return err
+	}
+	*r = *d
+	return nil
+}
+
+// decodeGeneric decodes a record with encoding/json: the reference the fast
+// path is tested against, and the path for shapes the fast path leaves alone.
+func decodeGeneric(b []byte) (*Record, error) {
 	var w recordJSON
 	if err := json.Unmarshal(b, &w); err != nil {
-		return err
+		return nil, err
 	}
 	out := Record{JournalID: w.JournalID, Epoch: w.Epoch, Op: w.Op, At: w.At,
 		BaseTable: w.BaseTable, OldBaseTable: w.OldBaseTable, NewBaseTable: w.NewBaseTable,
 		Partitions: fromWire(w.Partitions), Previous: fromWire(w.Previous), MVLastRefreshTime: w.MVLastRefreshTime, Causes: w.Causes}
 	if len(w.MV) == 0 || string(w.MV) == "null" {
-		return fmt.Errorf("editlog record %d: mv is missing", w.JournalID)
+		return nil, fmt.Errorf("editlog record %d: mv is missing", w.JournalID)
 	}
 	if w.Op == OpUpserted {
 		// The full MV; its ref is derived rather than decoded a second time.
 		out.Definition = &mvstate.MV{}
 		if err := json.Unmarshal(w.MV, out.Definition); err != nil {
-			return fmt.Errorf("editlog record %d: mv: %w", w.JournalID, err)
+			return nil, fmt.Errorf("editlog record %d: mv: %w", w.JournalID, err)
 		}
 		out.MV = MVRef{DBID: out.Definition.DBID, MVID: out.Definition.MVID, MVName: out.Definition.MVName}
 	} else if err := json.Unmarshal(w.MV, &out.MV); err != nil {
-		return fmt.Errorf("editlog record %d: mv: %w", w.JournalID, err)
+		return nil, fmt.Errorf("editlog record %d: mv: %w", w.JournalID, err)
 	}
 	if w.VersionMap != nil {
 		in := make(map[string]mvstate.PartitionMap, len(w.VersionMap))
@@ -171,14 +148,14 @@ func (r *Record) UnmarshalJSON(b []byte) error {
 		}
 		vm, err := mvstate.DecodeVersionMap(in)
 		if err != nil {
-			return fmt.Errorf("editlog record %d: %w", w.JournalID, err)
+			return nil, fmt.Errorf("editlog record %d: %w", w.JournalID, err)
 		}
 		out.VersionMap = vm
 	}
 	if w.ExternalVersionMap != nil {
 		ext, err := mvstate.DecodeExternal(w.ExternalVersionMap)
 		if err != nil {
-			return fmt.Errorf("editlog record %d: %w", w.JournalID, err)
+			return nil, fmt.Errorf("editlog record %d: %w", w.JournalID, err)
 		}
 		out.ExternalVersionMap = ext
 	}
@@ -187,16 +164,15 @@ func (r *Record) UnmarshalJSON(b []byte) error {
 		for k, names := range w.Removed {
 			id, err := strconv.ParseInt(k, 10, 64)
 			if err != nil {
-				return fmt.Errorf("editlog record %d: removed key %q: not a table id", w.JournalID, k)
+				return nil, fmt.Errorf("editlog record %d: removed key %q: not a table id", w.JournalID, k)
 			}
 			out.Removed[id] = names
 		}
 	}
 	if err := out.validate(); err != nil {
-		return err
+		return nil, err
 	}
-	*r = out
-	return nil
+	return &out, nil
 }
 
 // validate checks the op-specific required fields.
@@ -227,18 +203,9 @@ func (r *Record) validate() error {
 	return nil
 }
 
-// Encode returns the record's JSON value. It calls MarshalJSON directly:
-// json.Marshal would validate and compact the same bytes a second time.
-func Encode(r *Record) ([]byte, error) { return r.MarshalJSON() }
-
-// Decode parses a record value.
-func Decode(b []byte) (*Record, error) {
-	var r Record
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, err
-	}
-	return &r, nil
-}
+// Encode returns the record's JSON value (AppendRecord). The error is
+// always nil; it is kept for callers that treat encoding as fallible.
+func Encode(r *Record) ([]byte, error) { return AppendRecord(nil, r), nil }
 
 // wireEntry is a BasePartitionInfo as records carry it: the contract's field
 // order (id, version, last_refresh_time, then the ext fields), with the ext

@@ -154,11 +154,10 @@ type Reason string
 
 // The reason codes. They are part of the wire contract: never rename one.
 const (
-	ReasonInvalidJSON      Reason = "invalid_json"
-	ReasonInvalidEvent     Reason = "invalid_event"
-	ReasonUnknownKind      Reason = "unknown_kind"
-	ReasonInternalCatalog  Reason = "internal_catalog"
-	ReasonRetriesExhausted Reason = "retries_exhausted"
+	ReasonInvalidJSON     Reason = "invalid_json"
+	ReasonInvalidEvent    Reason = "invalid_event"
+	ReasonUnknownKind     Reason = "unknown_kind"
+	ReasonInternalCatalog Reason = "internal_catalog"
 )
 
 // DecodeError says why a record cannot be used. Field names the JSON path at

@@ -80,12 +80,6 @@ type pendingRepair struct {
 
 func (b *batch) process(i int) {
 	out := &b.outcomes[i]
-	src := out.Input.Source
-	if applied := b.ov.v.AppliedOffset(src.Topic, src.Partition); src.Offset < applied {
-		out.Skips = append(out.Skips, Skip{Reason: SkipAlreadyApplied,
-			Detail: fmt.Sprintf("%s[%d] offset %d is below the applied offset %d", src.Topic, src.Partition, src.Offset, applied)})
-		return
-	}
 	switch ev := out.Input.Event.(type) {
 	case *events.PartitionVersionChanged:
 		if ev == nil {

@@ -10,40 +10,6 @@ import (
 	"github.com/mvrepair/mvrepair/mvstate"
 )
 
-func TestProcess_skipsAlreadyAppliedInputs(t *testing.T) {
-	v := newView(ordersMV())
-	v.applied = map[string]int64{tp(pvcTopic, 0): 11}
-	in := []Input{
-		input(pvc(ordersID, rep(30001, "p1", 5, 6, t0+100)), 10), // below: applied before
-		input(pvc(ordersID, rep(30002, "p2", 3, 4, t0+100)), 11), // the next one: decided
-	}
-	other := input(pvc(ordersID, rep(30001, "p1", 5, 6, t0+100)), 0)
-	other.Source.Partition = 1 // another partition: nothing applied there
-	in = append(in, other)
-	res := Process(v, in, opts)
-
-	o := res.Outcomes[0]
-	if !slices.Equal(skipReasons(o), []SkipReason{SkipAlreadyApplied}) || o.Skips[0].MV != (mvstate.MVKey{}) ||
-		o.Skips[0].Detail == "" || o.Applied() || o.Repaired != 0 {
-		t.Fatalf("outcome 0 = %+v", o)
-	}
-	if res.Outcomes[1].Repaired != 1 || res.Outcomes[2].Repaired != 1 {
-		t.Fatalf("outcomes = %+v", res.Outcomes)
-	}
-	if len(res.Records) != 1 || len(res.Records[0].Partitions) != 2 || len(res.Records[0].Causes) != 2 {
-		t.Fatalf("records = %+v", res.Records)
-	}
-}
-
-func TestProcess_alreadyAppliedCatalogSnapshotCannotRollBack(t *testing.T) {
-	v := newView(ordersMV())
-	v.applied = map[string]int64{tp(catTopic, 0): 5}
-	res := Process(v, []Input{input(dropped(mvKey), 4)}, opts)
-	if len(res.Records) != 0 || !slices.Equal(skipReasons(res.Outcomes[0]), []SkipReason{SkipAlreadyApplied}) {
-		t.Fatalf("result = %+v", res)
-	}
-}
-
 // Repairs on an MV around a catalog event for that MV are split into one
 // record before and one after, and keep their order; repairs of other MVs
 // wait for the end of the batch, in key order.

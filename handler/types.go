@@ -25,10 +25,6 @@ type View interface {
 	// MVsWithExternal returns the keys of the MVs whose base_tables contain
 	// the external table ref, in ascending key order.
 	MVsWithExternal(ref mvstate.ExternalRef) []mvstate.MVKey
-	// AppliedOffset returns the next input offset not yet applied for
-	// (topic, partition), or -1 when none was applied. Inputs below it were
-	// applied by an earlier commit and are skipped (DESIGN.md §5.2).
-	AppliedOffset(topic string, partition int) int64
 }
 
 // Input is one decoded event with its position in the input.
@@ -65,12 +61,10 @@ const (
 	// Rule §3.3.
 	SkipUnknownMV SkipReason = "unknown_mv"
 	SkipNoChange  SkipReason = "no_change"
-	// DESIGN.md §5.2: the input offset was applied by an earlier commit.
-	SkipAlreadyApplied SkipReason = "already_applied"
 )
 
 // Skip is one skipped entry: which MV and partition, and why. MV is the zero
-// key for event-level skips (non-native table, no related MV, already applied).
+// key for event-level skips (non-native table, no related MV).
 type Skip struct {
 	Reason    SkipReason
 	MV        mvstate.MVKey

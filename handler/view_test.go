@@ -3,7 +3,6 @@ package handler
 import (
 	"maps"
 	"slices"
-	"strconv"
 	"testing"
 
 	"github.com/mvrepair/mvrepair/editlog"
@@ -15,7 +14,6 @@ import (
 // base_tables on each call unless related overrides them.
 type memView struct {
 	mvs     map[mvstate.MVKey]*mvstate.MV
-	applied map[string]int64 // "topic/partition" → next offset not yet applied
 	// related, when set for a table, replaces the computed RelatedMVs answer
 	// (to simulate an index that disagrees with base_tables).
 	related map[int64][]mvstate.MVKey
@@ -60,15 +58,6 @@ func (v *memView) keys(match func(*mvstate.MV) bool) []mvstate.MVKey {
 	return out
 }
 
-func (v *memView) AppliedOffset(topic string, partition int) int64 {
-	if o, ok := v.applied[tp(topic, partition)]; ok {
-		return o
-	}
-	return -1
-}
-
-func tp(topic string, partition int) string { return topic + "/" + strconv.Itoa(partition) }
-
 // snapshot returns a deep copy of the state, to compare with later.
 func (v *memView) snapshot() map[mvstate.MVKey]*mvstate.MV {
 	out := make(map[mvstate.MVKey]*mvstate.MV, len(v.mvs))
@@ -80,7 +69,7 @@ func (v *memView) snapshot() map[mvstate.MVKey]*mvstate.MV {
 
 // clone returns an independent view holding the same state.
 func (v *memView) clone() *memView {
-	return &memView{mvs: v.snapshot(), applied: maps.Clone(v.applied), related: v.related}
+	return &memView{mvs: v.snapshot(), related: v.related}
 }
 
 func sameState(a, b map[mvstate.MVKey]*mvstate.MV) bool {

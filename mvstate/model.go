@@ -10,7 +10,6 @@
 package mvstate
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -153,19 +152,6 @@ type ExternalPartitions struct {
 	Partitions PartitionMap  `json:"partitions"`
 }
 
-// mvJSON is the wire shape of MV. Field order is alphabetical (canonical).
-type mvJSON struct {
-	Active             bool                       `json:"active"`
-	BaseTables         []BaseTableInfo            `json:"base_tables"`
-	DBID               int64                      `json:"db_id"`
-	DBName             string                     `json:"db_name"`
-	ExternalVersionMap []ExternalPartitions       `json:"external_version_map"`
-	LastRefreshTime    int64                      `json:"last_refresh_time"`
-	MVID               int64                      `json:"mv_id"`
-	MVName             string                     `json:"mv_name"`
-	VersionMap         map[string]json.RawMessage `json:"version_map"`
-}
-
 // EncodeExternal renders an external version map as the sorted JSON list.
 func EncodeExternal(m ExternalVersionMap) []ExternalPartitions {
 	out := make([]ExternalPartitions, 0, len(m))
@@ -218,58 +204,16 @@ func DecodeVersionMap(in map[string]PartitionMap) (VersionMap, error) {
 	return out, nil
 }
 
-// MarshalJSON encodes the MV canonically.
-func (m *MV) MarshalJSON() ([]byte, error) {
-	vm := make(map[string]json.RawMessage, len(m.VersionMap))
-	for id, parts := range EncodeVersionMap(m.VersionMap) {
-		b, err := json.Marshal(parts)
-		if err != nil {
-			return nil, err
-		}
-		vm[id] = b
-	}
-	bts := m.BaseTables
-	if bts == nil {
-		bts = []BaseTableInfo{}
-	}
-	return json.Marshal(mvJSON{
-		Active: m.Active, BaseTables: bts, DBID: m.DBID, DBName: m.DBName,
-		ExternalVersionMap: EncodeExternal(m.ExternalVersionMap), LastRefreshTime: m.LastRefreshTime,
-		MVID: m.MVID, MVName: m.MVName, VersionMap: vm,
-	})
-}
+// MarshalJSON encodes the MV canonically (AppendMV with FullEntries).
+func (m *MV) MarshalJSON() ([]byte, error) { return AppendMV(nil, m, FullEntries), nil }
 
-// UnmarshalJSON decodes the wire shape of an MV.
+// UnmarshalJSON decodes the wire shape of an MV (see DecodeMV).
 func (m *MV) UnmarshalJSON(b []byte) error {
-	var w struct {
-		Active             bool                    `json:"active"`
-		BaseTables         []BaseTableInfo         `json:"base_tables"`
-		DBID               int64                   `json:"db_id"`
-		DBName             string                  `json:"db_name"`
-		ExternalVersionMap []ExternalPartitions    `json:"external_version_map"`
-		LastRefreshTime    int64                   `json:"last_refresh_time"`
-		MVID               int64                   `json:"mv_id"`
-		MVName             string                  `json:"mv_name"`
-		VersionMap         map[string]PartitionMap `json:"version_map"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(&w); err != nil {
-		return err
-	}
-	vm, err := DecodeVersionMap(w.VersionMap)
+	d, err := DecodeMV(b)
 	if err != nil {
 		return err
 	}
-	ext, err := DecodeExternal(w.ExternalVersionMap)
-	if err != nil {
-		return err
-	}
-	*m = MV{Active: w.Active, BaseTables: w.BaseTables, DBID: w.DBID, DBName: w.DBName,
-		ExternalVersionMap: ext, LastRefreshTime: w.LastRefreshTime, MVID: w.MVID, MVName: w.MVName,
-		VersionMap: vm}
-	if m.BaseTables == nil {
-		m.BaseTables = []BaseTableInfo{}
-	}
+	*m = *d
 	return nil
 }
 
@@ -340,4 +284,16 @@ func clonePartitions(p PartitionMap) PartitionMap {
 		return nil
 	}
 	return maps.Clone(p)
+}
+
+// Entries counts the MV's partition entries, native and external.
+func (m *MV) Entries() int {
+	n := 0
+	for _, pm := range m.VersionMap {
+		n += len(pm)
+	}
+	for _, pm := range m.ExternalVersionMap {
+		n += len(pm)
+	}
+	return n
 }

@@ -41,7 +41,9 @@ type Config struct {
 	Kafka           Kafka         `key:"kafka"`
 	Batch           Batch         `key:"batch"`
 	Retry           Retry         `key:"retry"`
+	Checkpoint      Checkpoint    `key:"checkpoint"`
 	HTTP            HTTP          `key:"http"`
+	Health          Health        `key:"health"`
 	ShutdownTimeout time.Duration `key:"shutdown_timeout" help:"Budget for a graceful shutdown: finish the batch in flight, commit, close clients."`
 	Metrics         Metrics       `key:"metrics"`
 	DryRun          bool          `key:"dry_run" help:"Decide and log repairs without applying or journaling them: state, edit log and offsets stay untouched."`
@@ -55,7 +57,8 @@ type Log struct {
 
 // State configures the local state store.
 type State struct {
-	Dir string `key:"dir" help:"Directory of the local state store (and of the embedded broker's data)."`
+	Dir           string `key:"dir" help:"Directory of the local state store (and of the embedded broker's data)."`
+	SnapshotBytes int64  `key:"snapshot_bytes" help:"Write a local snapshot of the state after this many bytes of local log (bounds the time a restart replays)."`
 }
 
 // Kafka configures the Kafka clients, the consumer group and the topics.
@@ -72,18 +75,21 @@ type Kafka struct {
 	SessionTimeout     time.Duration `key:"session_timeout" help:"Group session timeout: a member silent this long is evicted."`
 	HeartbeatInterval  time.Duration `key:"heartbeat_interval" help:"Group heartbeat interval; must be less than kafka.session_timeout."`
 	RebalanceTimeout   time.Duration `key:"rebalance_timeout" help:"Time members get to finish their batch and rejoin during a rebalance."`
+	ConnectTimeout     time.Duration `key:"connect_timeout" help:"How long start-up waits for the brokers to answer before it fails."`
 	Topics             Topics        `key:"topics"`
-	EditLogRetentionMs int64         `key:"edit_log_retention_ms" help:"retention.ms of a created edit-log topic; -1 keeps the journal forever."`
+	EditLogRetentionMs int64         `key:"edit_log_retention_ms" help:"retention.ms of a created edit-log topic; -1 keeps the journal (checkpoints truncate it)."`
+	EditLogMaxBytes    int           `key:"edit_log_max_message_bytes" help:"max.message.bytes of a created edit-log topic: the largest journal record (an MV with 10k partitions must fit)."`
 	Writer             Writer        `key:"writer"`
 	Reader             Reader        `key:"reader"`
 }
 
 // Topics names the topics the service reads and writes.
 type Topics struct {
-	Input   string `key:"input" help:"Input topic of partition-version-changed and external-table-recreated events."`
-	Catalog string `key:"catalog" help:"Catalog topic of mv_upserted, mv_refreshed and mv_dropped events."`
-	EditLog string `key:"edit_log" help:"Edit-log topic: the journal of every state change, tailed by followers."`
-	DLQ     string `key:"dlq" help:"Dead-letter topic for input records that cannot be decoded or applied."`
+	Input     string `key:"input" help:"Input topic of partition-version-changed and external-table-recreated events."`
+	Catalog   string `key:"catalog" help:"Catalog topic of mv_upserted, mv_refreshed and mv_dropped events."`
+	EditLog   string `key:"edit_log" help:"Edit-log topic: the journal of every state change, tailed by followers."`
+	DLQ       string `key:"dlq" help:"Dead-letter topic for input records that cannot be decoded or applied."`
+	Snapshots string `key:"snapshots" help:"Snapshot topic (compacted): the state as of the latest checkpoint, read by restores."`
 }
 
 // Writer configures the Kafka producers (edit log and DLQ).
@@ -120,6 +126,18 @@ type HTTP struct {
 	Addr string `key:"addr" help:"Listen address of /livez, /readyz, /metrics and /v1/mvs."`
 }
 
+// Checkpoint configures the checkpoints of the snapshot topic.
+type Checkpoint struct {
+	Interval   time.Duration `key:"interval" help:"The active writer writes a checkpoint this often (0 disables time-based checkpoints)."`
+	MaxRecords int64         `key:"max_records" help:"... or after this many edit-log records since the last one (0 disables)."`
+	Truncate   bool          `key:"truncate" help:"Delete edit-log records below the previous durable checkpoint, so the journal stays bounded."`
+}
+
+// Health configures readiness.
+type Health struct {
+	StallTimeout time.Duration `key:"stall_timeout" help:"/readyz turns 503 when the writer or follower makes no progress this long while work is pending or an operation keeps failing."`
+}
+
 // Metrics configures metric collection.
 type Metrics struct {
 	LagInterval time.Duration `key:"lag_interval" help:"How often consumer lag per partition is measured."`
@@ -130,7 +148,7 @@ type Metrics struct {
 func Default() Config {
 	return Config{
 		Log:   Log{Level: "info", Format: "json"},
-		State: State{Dir: "./data"},
+		State: State{Dir: "./data", SnapshotBytes: 64 << 20},
 		Kafka: Kafka{
 			Brokers:           EmbeddedBrokers,
 			EmbeddedAddr:      "127.0.0.1:9092",
@@ -144,13 +162,16 @@ func Default() Config {
 			SessionTimeout:    10 * time.Second,
 			HeartbeatInterval: time.Second,
 			RebalanceTimeout:  30 * time.Second,
+			ConnectTimeout:    30 * time.Second,
 			Topics: Topics{
-				Input:   "partition-version-changed",
-				Catalog: "mv-catalog",
-				EditLog: "mv-edit-log",
-				DLQ:     "mv-repair-dlq",
+				Input:     "partition-version-changed",
+				Catalog:   "mv-catalog",
+				EditLog:   "mv-edit-log",
+				DLQ:       "mv-repair-dlq",
+				Snapshots: "mv-snapshots",
 			},
 			EditLogRetentionMs: -1,
+			EditLogMaxBytes:    16 << 20,
 			Writer: Writer{
 				BatchTimeout: 2 * time.Millisecond,
 				BatchSize:    1000,
@@ -170,7 +191,9 @@ func Default() Config {
 			Multiplier:      2,
 			MaxElapsedTime:  20 * time.Second,
 		},
+		Checkpoint:      Checkpoint{Interval: 5 * time.Minute, MaxRecords: 100000, Truncate: true},
 		HTTP:            HTTP{Addr: ":8080"},
+		Health:          Health{StallTimeout: 15 * time.Second},
 		ShutdownTimeout: 20 * time.Second,
 		Metrics:         Metrics{LagInterval: 10 * time.Second},
 		DryRun:          false,
@@ -214,10 +237,10 @@ func (c *Config) InstanceName() string {
 	return "mvrepair-" + strconv.Itoa(os.Getpid())
 }
 
-// All returns the four topic names in a fixed order: input, catalog, edit
-// log, DLQ.
+// All returns the topic names in a fixed order: input, catalog, edit log,
+// DLQ, snapshots.
 func (t Topics) All() []string {
-	return []string{t.Input, t.Catalog, t.EditLog, t.DLQ}
+	return []string{t.Input, t.Catalog, t.EditLog, t.DLQ, t.Snapshots}
 }
 
 func splitList(s string) []string {

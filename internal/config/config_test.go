@@ -338,8 +338,8 @@ func TestInstanceName_defaults_to_the_hostname(t *testing.T) {
 
 func TestKeys_have_descriptions_and_unique_env_names(t *testing.T) {
 	keys := config.Keys()
-	if len(keys) != 37 {
-		t.Errorf("len(Keys()) = %d, want 37", len(keys))
+	if len(keys) != 45 {
+		t.Errorf("len(Keys()) = %d, want 45", len(keys))
 	}
 	seen := map[string]string{}
 	for _, k := range keys {

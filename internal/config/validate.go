@@ -24,6 +24,9 @@ func (c *Config) Validate() error {
 	v.oneOf("log.format", c.Log.Format, "json", "console")
 
 	v.nonEmpty("state.dir", c.State.Dir)
+	if c.State.SnapshotBytes < 1<<20 {
+		v.fail("state.snapshot_bytes", "must be at least 1048576 (1 MiB) (got %d)", c.State.SnapshotBytes)
+	}
 
 	k := &c.Kafka
 	v.brokers(c)
@@ -42,10 +45,12 @@ func (c *Config) Validate() error {
 		v.fail("kafka.heartbeat_interval", "must be less than kafka.session_timeout (%s >= %s)",
 			formatDuration(k.HeartbeatInterval), formatDuration(k.SessionTimeout))
 	}
+	v.positive("kafka.connect_timeout", k.ConnectTimeout)
 	v.topics(k.Topics)
 	if k.EditLogRetentionMs != -1 && k.EditLogRetentionMs <= 0 {
 		v.fail("kafka.edit_log_retention_ms", "must be -1 (keep forever) or positive (got %d)", k.EditLogRetentionMs)
 	}
+	v.between("kafka.edit_log_max_message_bytes", int64(k.EditLogMaxBytes), 1<<20, 1<<30)
 	v.positive("kafka.writer.batch_timeout", k.Writer.BatchTimeout)
 	v.atLeast("kafka.writer.batch_size", int64(k.Writer.BatchSize), 1)
 	v.positive("kafka.writer.write_timeout", k.Writer.WriteTimeout)
@@ -77,6 +82,14 @@ func (c *Config) Validate() error {
 		v.fail("retry.max_elapsed_time", "must be less than kafka.rebalance_timeout, or a stuck batch outlives the rebalance (%s >= %s)",
 			formatDuration(r.MaxElapsedTime), formatDuration(k.RebalanceTimeout))
 	}
+
+	if c.Checkpoint.Interval < 0 {
+		v.fail("checkpoint.interval", "must be 0 (off) or a positive duration (got %s)", formatDuration(c.Checkpoint.Interval))
+	}
+	if c.Checkpoint.MaxRecords < 0 {
+		v.fail("checkpoint.max_records", "must be 0 (off) or positive (got %d)", c.Checkpoint.MaxRecords)
+	}
+	v.positive("health.stall_timeout", c.Health.StallTimeout)
 
 	if !validHostPort(c.HTTP.Addr, 0) {
 		v.fail("http.addr", "must be [host]:port (got %q)", c.HTTP.Addr)
@@ -145,7 +158,7 @@ func (v *validator) brokers(c *Config) {
 }
 
 func (v *validator) topics(t Topics) {
-	keys := []string{"kafka.topics.input", "kafka.topics.catalog", "kafka.topics.edit_log", "kafka.topics.dlq"}
+	keys := []string{"kafka.topics.input", "kafka.topics.catalog", "kafka.topics.edit_log", "kafka.topics.dlq", "kafka.topics.snapshots"}
 	names := t.All()
 	for i, name := range names {
 		if err := checkTopicName(name); err != nil {

@@ -10,6 +10,10 @@
 //	GET /v1/mvs                    JSON array of MVSummary, sorted by (db_id, mv_id)
 //	GET /v1/mvs/{db_id}/{mv_id}    the MV's canonical JSON; 400 for ids that are
 //	                               not positive integers, 404 for unknown MVs
+//	GET /v1/state                  the `state export` document of the live
+//	                               store, from one consistent read, streamed
+//	POST /v1/checkpoint            write a checkpoint now (the active writer
+//	                               only: 409 elsewhere); answers its marker
 //
 // Errors other than the probes' are JSON objects {"error":"..."}.
 package httpserver
@@ -20,6 +24,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -61,13 +66,31 @@ type MVs interface {
 	GetMV(dbID, mvID int64) (json.RawMessage, bool)
 }
 
+// StateExporter streams the whole state as the `state export` document.
+type StateExporter interface {
+	ExportState(ctx context.Context, w io.Writer) error
+}
+
+// Checkpointer writes a checkpoint on demand and returns a JSON-encodable
+// description of it. ErrNotActive (wrapped) means another instance must
+// be asked.
+type Checkpointer interface {
+	Checkpoint(ctx context.Context) (any, error)
+}
+
+// ErrNotActive is what a Checkpointer wraps when it is not the instance
+// that writes checkpoints (409 Conflict).
+var ErrNotActive = errors.New("not the active writer")
+
 // Deps are what the server serves. A nil Health makes /livez report live
 // (the server answers) and /readyz report not ready; a nil Metrics leaves
-// /metrics unrouted; a nil MVs makes the /v1 routes answer 503.
+// /metrics unrouted; a nil MVs or State makes their /v1 routes answer 503.
 type Deps struct {
-	Health  Health
-	Metrics http.Handler
-	MVs     MVs
+	Health      Health
+	Metrics     http.Handler
+	MVs         MVs
+	State       StateExporter
+	Checkpoints Checkpointer
 }
 
 // Server is the HTTP server. Create it with [New], then [Server.Start] and
@@ -207,6 +230,32 @@ func routes(d Deps) http.Handler {
 		})
 		writeJSON(w, http.StatusOK, list)
 	})
+	mux.HandleFunc("GET /v1/state", func(w http.ResponseWriter, r *http.Request) {
+		if d.State == nil {
+			writeError(w, http.StatusServiceUnavailable, "state not available")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		// Streamed: a failure after the first bytes can only cut the
+		// document short (a client sees invalid JSON, never a wrong one).
+		_ = d.State.ExportState(r.Context(), w)
+	})
+	mux.HandleFunc("POST /v1/checkpoint", func(w http.ResponseWriter, r *http.Request) {
+		if d.Checkpoints == nil {
+			writeError(w, http.StatusServiceUnavailable, "checkpoints not available")
+			return
+		}
+		c, err := d.Checkpoints.Checkpoint(r.Context())
+		switch {
+		case errors.Is(err, ErrNotActive):
+			writeError(w, http.StatusConflict, err.Error())
+		case err != nil:
+			writeError(w, http.StatusInternalServerError, err.Error())
+		default:
+			writeJSON(w, http.StatusOK, c)
+		}
+	})
 	mux.HandleFunc("GET /v1/mvs/{db_id}/{mv_id}", func(w http.ResponseWriter, r *http.Request) {
 		dbID, err := pathID(r, "db_id")
 		if err != nil {
@@ -240,6 +289,9 @@ func pathID(r *http.Request, name string) (int64, error) {
 	s := r.PathValue(name)
 	id, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || id <= 0 {
+		if len(s) > 32 {
+			s = s[:32] + "…" // never echo a large path segment back
+		}
 		return 0, fmt.Errorf("%s must be a positive integer (got %q)", name, s)
 	}
 	return id, nil

@@ -568,3 +568,36 @@ func (a *Admin) DescribeGroup(ctx context.Context, group string) (GroupInfo, err
 	}
 	return GroupInfo{}, fmt.Errorf("kafkaio: describe group %q: no answer for the group", group)
 }
+
+// TopicConfigs returns the topic's effective configs (DescribeConfigs), such
+// as max.message.bytes, cleanup.policy and retention.ms.
+func (a *Admin) TopicConfigs(ctx context.Context, topic string) (map[string]string, error) {
+	var resp *kafka.DescribeConfigsResponse
+	err := a.do(ctx, func() error {
+		var err error
+		resp, err = a.client.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{
+			Resources: []kafka.DescribeConfigRequestResource{{ResourceType: kafka.ResourceTypeTopic, ResourceName: topic}},
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kafkaio: configs of topic %q: %w", topic, err)
+	}
+	for _, r := range resp.Resources {
+		if r.ResourceName != topic {
+			continue
+		}
+		if r.Error != nil {
+			if errors.Is(r.Error, kafka.UnknownTopicOrPartition) {
+				return nil, fmt.Errorf("kafkaio: configs of topic %q: %w", topic, ErrUnknownTopic)
+			}
+			return nil, fmt.Errorf("kafkaio: configs of topic %q: %w", topic, r.Error)
+		}
+		out := make(map[string]string, len(r.ConfigEntries))
+		for _, e := range r.ConfigEntries {
+			out[e.ConfigName] = e.ConfigValue
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("kafkaio: configs of topic %q: no answer for the topic", topic)
+}

@@ -143,3 +143,28 @@ func isTransientCode(code kafka.Error) bool {
 	}
 	return code.Temporary() || code.Timeout()
 }
+
+// ErrOffsetOutOfRange is wrapped by *OffsetOutOfRangeError.
+var ErrOffsetOutOfRange = errors.New("kafkaio: offset out of range")
+
+// OffsetOutOfRangeError says that a partition was asked for an offset it
+// does not have: below its log start (records deleted by retention or
+// truncation) or above its high watermark (the topic was recreated, the
+// broker lost data, or this is another cluster).
+type OffsetOutOfRangeError struct {
+	Topic                           string
+	Partition                       int
+	Offset, LogStart, HighWatermark int64
+}
+
+func (e *OffsetOutOfRangeError) Error() string {
+	return fmt.Sprintf("kafkaio: %s/%d: offset %d is out of range (log start %d, high watermark %d)",
+		e.Topic, e.Partition, e.Offset, e.LogStart, e.HighWatermark)
+}
+
+// Unwrap makes errors.Is(err, ErrOffsetOutOfRange) true.
+func (e *OffsetOutOfRangeError) Unwrap() error { return ErrOffsetOutOfRange }
+
+// ErrMessageTooLarge: the broker (or the client, before sending) refused a
+// record larger than the topic accepts. Permanent for that record.
+var ErrMessageTooLarge = errors.New("kafkaio: message too large")

@@ -16,6 +16,14 @@ type Message struct {
 	Value     []byte
 	Headers   []Header
 	Time      time.Time
+	// Skip marks a placeholder that carries no record: the offsets up to and
+	// including Offset were read but hold nothing to process (transaction
+	// markers, records of aborted transactions). Consumers move their
+	// committed position past it.
+	Skip bool
+	// Received is when the fetcher queued the message (zero for messages
+	// not from a fetcher): batches measure their wait from it.
+	Received time.Time
 }
 
 // Header is one record header.

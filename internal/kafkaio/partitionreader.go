@@ -173,6 +173,7 @@ func (f *Fetcher) pump(r *kafka.Reader) {
 			item.err = fmt.Errorf("kafkaio: fetch %s/%d: %w", cfg.Topic, cfg.Partition, err)
 		} else {
 			item.msg = fromKafka(km)
+			item.msg.Received = time.Now()
 		}
 		select {
 		case f.out <- item:

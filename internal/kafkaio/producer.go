@@ -40,6 +40,9 @@ type ProducerConfig struct {
 	WriteTimeout time.Duration
 	// Compression is "", "none", "gzip", "snappy", "lz4" or "zstd".
 	Compression string
+	// MaxMessageBytes is the largest record the producer sends (default
+	// 1 MiB); larger ones fail with ErrMessageTooLarge without being sent.
+	MaxMessageBytes int
 	// Logger receives kafka-go's logs (Debug for info, Warn for errors).
 	// The zero value discards them.
 	Logger zerolog.Logger
@@ -69,6 +72,9 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
 	}
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = 1 << 20
+	}
 	w := &kafka.Writer{
 		Addr:                   kafka.TCP(cfg.Brokers...),
 		Balancer:               &kafka.Hash{}, // same key, same partition (FNV-1a, Sarama-compatible)
@@ -76,6 +82,7 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 		Async:                  false,
 		BatchTimeout:           cfg.BatchTimeout,
 		BatchSize:              cfg.BatchSize,
+		BatchBytes:             int64(cfg.MaxMessageBytes),
 		WriteTimeout:           cfg.WriteTimeout,
 		ReadTimeout:            cfg.WriteTimeout,
 		MaxAttempts:            producerMaxAttempts,
@@ -86,6 +93,19 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 		Transport:              newTransport(cfg.ClientID),
 		Logger:                 debugLogger(cfg.Logger, "kafka-writer"),
 		ErrorLogger:            warnLogger(cfg.Logger, "kafka-writer"),
+		// Completion runs for every batch before WriteMessages returns
+		// (the writer is synchronous): it hands each message's partition
+		// and offset back to the Publish call that wrote it.
+		Completion: func(msgs []kafka.Message, err error) {
+			if err != nil {
+				return
+			}
+			for _, m := range msgs {
+				if slot, ok := m.WriterData.(*Message); ok {
+					slot.Partition, slot.Offset = m.Partition, m.Offset
+				}
+			}
+		},
 	}
 	return &Producer{w: w}, nil
 }
@@ -94,7 +114,8 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 func (p *Producer) writer() *kafka.Writer { return p.w }
 
 // Publish writes msgs and returns only when every one of them is acknowledged
-// by all in-sync replicas. Each message's Topic must be set. On any error the
+// by all in-sync replicas; then msgs[i].Partition and msgs[i].Offset say
+// where each was written. Each message's Topic must be set. On any error the
 // caller should retry the whole set (possibly after backoff, see IsTransient):
 // some messages may already be written, so a retry can duplicate them but
 // never leaves a gap. If ctx ends first, the outcome of the write is unknown
@@ -109,10 +130,21 @@ func (p *Producer) Publish(ctx context.Context, msgs ...Message) error {
 			return fmt.Errorf("kafkaio: publish: message %d has no topic", i)
 		}
 		kms[i] = toKafka(m)
+		kms[i].WriterData = &msgs[i]
+		msgs[i].Offset = -1
 	}
 	if err := p.w.WriteMessages(ctx, kms...); err != nil {
+		var big kafka.MessageTooLargeError
+		if errors.As(err, &big) || errors.Is(err, kafka.MessageSizeTooLarge) || errors.Is(err, kafka.RecordListTooLarge) {
+			return fmt.Errorf("kafkaio: publish %d messages: %w: %w", len(msgs), ErrMessageTooLarge, err)
+		}
 		var werrs kafka.WriteErrors
 		if errors.As(err, &werrs) {
+			for _, e := range werrs {
+				if errors.Is(e, kafka.MessageSizeTooLarge) || errors.Is(e, kafka.RecordListTooLarge) {
+					return fmt.Errorf("kafkaio: publish: %d of %d messages failed: %w: %w", werrs.Count(), len(msgs), ErrMessageTooLarge, err)
+				}
+			}
 			return fmt.Errorf("kafkaio: publish: %d of %d messages failed: %w", werrs.Count(), len(msgs), err)
 		}
 		return fmt.Errorf("kafkaio: publish %d messages: %w", len(msgs), err)

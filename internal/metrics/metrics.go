@@ -36,6 +36,9 @@ const (
 	OutcomeNoop Outcome = "noop"
 	// OutcomeDLQ: the event was dead-lettered (see dlq_total).
 	OutcomeDLQ Outcome = "dlq"
+	// OutcomeDuplicate: the record's offset was applied by an earlier commit
+	// (a redelivery).
+	OutcomeDuplicate Outcome = "duplicate"
 )
 
 // Metrics is the set of series. Create it with [New]; its methods are safe
@@ -58,6 +61,22 @@ type Metrics struct {
 	epoch            prometheus.Gauge
 	role             prometheus.Gauge
 	followersApplied prometheus.Counter
+
+	stalled          *prometheus.GaugeVec
+	ready            prometheus.Gauge
+	forks            prometheus.Counter
+	tableSpread      prometheus.Counter
+	followerLag      prometheus.Gauge
+	stateMVs         prometheus.Gauge
+	stateEntries     prometheus.Gauge
+	localLogBytes    prometheus.Counter
+	restoring        prometheus.Gauge
+	restoreEntries   prometheus.Gauge
+	checkpoints      prometheus.Counter
+	checkpointJID    prometheus.Gauge
+	checkpointAge    prometheus.Gauge
+	editLogFirst     prometheus.Gauge
+	checkpointFailed prometheus.Counter
 }
 
 // latencyBuckets spans 0.5ms to about 16s.
@@ -131,6 +150,66 @@ func New() *Metrics {
 			Namespace: Namespace, Name: "followers_applied_total",
 			Help: "Edit-log records applied in follower mode.",
 		}),
+		stalled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "stalled",
+			Help: "1 while a component (writer, publisher, follower) makes no progress or keeps failing past health.stall_timeout (the reason is in /readyz and the log).",
+		}, []string{"component"}),
+		ready: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "ready",
+			Help: "1 while /readyz answers 200.",
+		}),
+		forks: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "forks_total",
+			Help: "Times this instance's store was found forked past the edit log (a newer writer started below it) and rebuilt.",
+		}),
+		tableSpread: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "table_partition_moves_total",
+			Help: "Times one table's events arrived on another input partition than before (producers not partitioning by the Java default partitioner break per-table order).",
+		}),
+		followerLag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "follower_lag_records",
+			Help: "Edit-log records this standby has not applied yet (high watermark minus applied position).",
+		}),
+		stateMVs: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "state_mvs",
+			Help: "MVs in the local state.",
+		}),
+		stateEntries: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "state_partition_entries",
+			Help: "Partition entries in the local state, native and external.",
+		}),
+		localLogBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "local_log_bytes_total",
+			Help: "Bytes appended to the local store's log (one entry per commit).",
+		}),
+		restoring: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "restoring",
+			Help: "1 while the state is being restored from Kafka (not ready meanwhile).",
+		}),
+		restoreEntries: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "restore_entries",
+			Help: "Partition entries loaded by the restore in progress.",
+		}),
+		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "checkpoints_total",
+			Help: "Checkpoints written to the snapshot topic by this instance.",
+		}),
+		checkpointFailed: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "checkpoint_failures_total",
+			Help: "Checkpoints that failed (retried at the next interval).",
+		}),
+		checkpointJID: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "checkpoint_journal_id",
+			Help: "Journal id of the latest durable checkpoint.",
+		}),
+		checkpointAge: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "checkpoint_timestamp_seconds",
+			Help: "Time (Unix seconds) the latest durable checkpoint was written.",
+		}),
+		editLogFirst: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "editlog_first_offset",
+			Help: "The edit log's first retained offset (it moves up as checkpoints truncate the journal).",
+		}),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -138,8 +217,111 @@ func New() *Metrics {
 		m.events, m.repairs, m.skips, m.batchSize, m.batchDuration, m.publishDuration,
 		m.editLogRecords, m.retries, m.dlq, m.consumerLag, m.commits, m.journalID,
 		m.epoch, m.role, m.followersApplied,
+		m.stalled, m.ready, m.forks, m.tableSpread, m.followerLag, m.stateMVs, m.stateEntries,
+		m.localLogBytes, m.restoring, m.restoreEntries, m.checkpoints, m.checkpointFailed,
+		m.checkpointJID, m.checkpointAge, m.editLogFirst,
 	)
 	return m
+}
+
+// SetStalled records whether component is stalled.
+func (m *Metrics) SetStalled(component string, stalled bool) {
+	if m == nil {
+		return
+	}
+	m.stalled.WithLabelValues(component).Set(b2f(stalled))
+}
+
+// SetReady records the readiness /readyz reports.
+func (m *Metrics) SetReady(ready bool) {
+	if m == nil {
+		return
+	}
+	m.ready.Set(b2f(ready))
+}
+
+// Fork counts one fork found (and a rebuild started).
+func (m *Metrics) Fork() {
+	if m == nil {
+		return
+	}
+	m.forks.Inc()
+}
+
+// TablePartitionMove counts one table whose events moved to another input
+// partition.
+func (m *Metrics) TablePartitionMove() {
+	if m == nil {
+		return
+	}
+	m.tableSpread.Inc()
+}
+
+// SetFollowerLag records the records a standby has yet to apply.
+func (m *Metrics) SetFollowerLag(n int64) {
+	if m == nil {
+		return
+	}
+	m.followerLag.Set(float64(max(n, 0)))
+}
+
+// SetState records the size of the local state.
+func (m *Metrics) SetState(mvs, entries int) {
+	if m == nil {
+		return
+	}
+	m.stateMVs.Set(float64(mvs))
+	m.stateEntries.Set(float64(entries))
+}
+
+// LocalLog counts bytes appended to the local log.
+func (m *Metrics) LocalLog(bytes int64) {
+	if m == nil || bytes <= 0 {
+		return
+	}
+	m.localLogBytes.Add(float64(bytes))
+}
+
+// SetRestoring records whether a restore runs, and how far it is.
+func (m *Metrics) SetRestoring(active bool, entries int64) {
+	if m == nil {
+		return
+	}
+	m.restoring.Set(b2f(active))
+	m.restoreEntries.Set(float64(entries))
+}
+
+// Checkpoint records a durable checkpoint at journal id jid.
+func (m *Metrics) Checkpoint(jid int64, at time.Time) {
+	if m == nil {
+		return
+	}
+	m.checkpoints.Inc()
+	m.checkpointJID.Set(float64(jid))
+	m.checkpointAge.Set(float64(at.Unix()))
+}
+
+// CheckpointFailed counts a failed checkpoint.
+func (m *Metrics) CheckpointFailed() {
+	if m == nil {
+		return
+	}
+	m.checkpointFailed.Inc()
+}
+
+// SetEditLogFirst records the edit log's first retained offset.
+func (m *Metrics) SetEditLogFirst(off int64) {
+	if m == nil {
+		return
+	}
+	m.editLogFirst.Set(float64(off))
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Registry returns the registry the series live on, to gather them or to

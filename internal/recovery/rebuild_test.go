@@ -7,7 +7,9 @@ import (
 
 	"github.com/mvrepair/mvrepair/editlog"
 	"github.com/mvrepair/mvrepair/internal/kafkaio"
+	"github.com/mvrepair/mvrepair/internal/pipeline"
 	"github.com/mvrepair/mvrepair/internal/recovery"
+	"github.com/mvrepair/mvrepair/internal/store"
 	"github.com/mvrepair/mvrepair/mvstate"
 )
 
@@ -29,11 +31,13 @@ func (t *memTail) Fetch(ctx context.Context) (kafkaio.Message, error) {
 	return m, nil
 }
 
+func (t *memTail) TryFetch() (kafkaio.Message, bool) { return kafkaio.Message{}, false }
+
 func (t *memTail) Close() error { return nil }
 
 func (l *memLog) source() recovery.Source {
 	return recovery.Source{Topic: "log",
-		Open: func(ctx context.Context, start map[int]int64) (recovery.Tail, error) {
+		Open: func(ctx context.Context, start map[int]int64) (pipeline.Tail, error) {
 			return &memTail{log: l, pos: int(start[0])}, nil
 		},
 		HWM: func(context.Context) (map[int]int64, error) { return map[int]int64{0: int64(len(l.values))}, nil }}
@@ -63,16 +67,16 @@ func drop(j, e, mvID int64) *editlog.Record {
 func TestRebuild_appliesTheJournalAndReportsDuplicates(t *testing.T) {
 	l := &memLog{}
 	l.add(t, upsert(1, 1, 1), upsert(2, 1, 2), upsert(2, 1, 2), drop(3, 1, 1))
-	st := mvstate.NewMemory()
-	rep, err := recovery.Rebuild(context.Background(), st, l.source(), false)
+	st := store.NewMemory()
+	rep, err := recovery.Rebuild(context.Background(), st, l.source(), recovery.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rep.Records != 4 || rep.Applied != 3 || rep.Duplicates != 1 || rep.JournalID != 3 || rep.MVs != 1 {
 		t.Fatalf("report %+v", rep)
 	}
-	if st.AppliedOffset("log", 0) != 4 {
-		t.Fatalf("edit-log position %d, want 4", st.AppliedOffset("log", 0))
+	if st.State().AppliedOffset("log", 0) != 4 {
+		t.Fatalf("edit-log position %d, want 4", st.State().AppliedOffset("log", 0))
 	}
 }
 
@@ -81,15 +85,15 @@ func TestRebuild_dropsAndReportsRecordsSupersededByANewerEpoch(t *testing.T) {
 	// Epoch 1 wrote 1..2; epoch 2 started at 3 (it had seen 1..2); a zombie
 	// of epoch 1 published 3 late, after epoch 2's first record.
 	l.add(t, upsert(1, 1, 1), upsert(2, 1, 2), upsert(3, 2, 3), drop(3, 1, 1), upsert(4, 2, 4))
-	st := mvstate.NewMemory()
-	rep, err := recovery.Rebuild(context.Background(), st, l.source(), false)
+	st := store.NewMemory()
+	rep, err := recovery.Rebuild(context.Background(), st, l.source(), recovery.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(rep.Fenced) != 1 || rep.Fenced[0] != (recovery.Fenced{JournalID: 3, Epoch: 1, Offset: 3}) {
 		t.Fatalf("fenced %+v", rep.Fenced)
 	}
-	if st.Get(mvstate.MVKey{DBID: 1, MVID: 1}) == nil {
+	if st.State().Get(mvstate.MVKey{DBID: 1, MVID: 1}) == nil {
 		t.Fatal("the zombie's drop was applied")
 	}
 	if rep.JournalID != 4 || rep.Epoch != 2 || rep.MVs != 4 {
@@ -100,13 +104,13 @@ func TestRebuild_dropsAndReportsRecordsSupersededByANewerEpoch(t *testing.T) {
 func TestRebuild_failsOnAGapUnlessAllowed(t *testing.T) {
 	l := &memLog{}
 	l.add(t, upsert(1, 1, 1), upsert(2, 1, 2), upsert(5, 1, 5))
-	_, err := recovery.Rebuild(context.Background(), mvstate.NewMemory(), l.source(), false)
+	_, err := recovery.Rebuild(context.Background(), store.NewMemory(), l.source(), recovery.Options{})
 	var gap *recovery.GapError
 	if !errors.As(err, &gap) || gap.After != 2 || gap.Next != 5 {
 		t.Fatalf("want a gap 3..4, got %v", err)
 	}
-	st := mvstate.NewMemory()
-	rep, err := recovery.Rebuild(context.Background(), st, l.source(), true)
+	st := store.NewMemory()
+	rep, err := recovery.Rebuild(context.Background(), st, l.source(), recovery.Options{AllowGaps: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +124,7 @@ func TestRebuild_reportsUndecodableRecords(t *testing.T) {
 	l.add(t, upsert(1, 1, 1))
 	l.values = append(l.values, []byte(`{"not":"a record"}`))
 	l.add(t, upsert(2, 1, 2))
-	rep, err := recovery.Rebuild(context.Background(), mvstate.NewMemory(), l.source(), false)
+	rep, err := recovery.Rebuild(context.Background(), store.NewMemory(), l.source(), recovery.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,21 +134,21 @@ func TestRebuild_reportsUndecodableRecords(t *testing.T) {
 }
 
 func TestRebuild_refusesANonEmptyStore(t *testing.T) {
-	st := mvstate.NewMemory()
+	st := store.NewMemory()
 	l := &memLog{}
 	l.add(t, upsert(1, 1, 1))
-	if _, err := recovery.Rebuild(context.Background(), st, l.source(), false); err != nil {
+	if _, err := recovery.Rebuild(context.Background(), st, l.source(), recovery.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := recovery.Rebuild(context.Background(), st, l.source(), false); !errors.Is(err, recovery.ErrNotEmpty) {
+	if _, err := recovery.Rebuild(context.Background(), st, l.source(), recovery.Options{}); !errors.Is(err, recovery.ErrNotEmpty) {
 		t.Fatalf("want ErrNotEmpty, got %v", err)
 	}
 }
 
 func TestRebuild_ofAnEmptyLogLeavesAnEmptyStore(t *testing.T) {
-	st := mvstate.NewMemory()
-	rep, err := recovery.Rebuild(context.Background(), st, (&memLog{}).source(), false)
-	if err != nil || rep.Records != 0 || st.Len() != 0 {
+	st := store.NewMemory()
+	rep, err := recovery.Rebuild(context.Background(), st, (&memLog{}).source(), recovery.Options{})
+	if err != nil || rep.Records != 0 || st.State().Len() != 0 {
 		t.Fatalf("report %+v, %v", rep, err)
 	}
 }

@@ -2,13 +2,10 @@ package mvstate
 
 import (
 	"context"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // ErrNotLocked is returned when a Tx changes an MV its Batch did not declare,
@@ -23,86 +20,111 @@ type Batch struct {
 	Touched    []MVKey
 	Structural bool
 	// Apply makes the changes through tx. If it returns an error nothing is
-	// committed and the in-memory state is restored.
+	// kept: the in-memory state is restored.
 	Apply func(tx *Tx) error
+	// Persist, when set, runs after Apply succeeded, with every lock of the
+	// batch still held: it makes the batch durable (the store appends it to
+	// its log). If it fails, the batch is undone as if Apply had failed.
+	Persist func(tx *Tx) error
+}
+
+// OffsetChange is one applied-offset update of a commit.
+type OffsetChange struct {
+	TopicPartition
+	Next int64
+	// Reset is set for ResetOffsets (the offset may move backwards);
+	// otherwise the update moves forward only.
+	Reset bool
 }
 
 // Tx is the view of the state inside one commit. Every change is applied to
-// memory at once (so later changes in the batch see earlier ones) and to the
-// bbolt transaction; if the commit fails, an undo log restores memory. A Tx is
-// valid only during its Batch.Apply call (the store reuses it).
+// memory at once (so later changes in the batch see earlier ones); an undo
+// log restores memory if the commit fails. A Tx is valid only during its
+// Batch's Apply and Persist calls (the state reuses it).
 type Tx struct {
-	s       *Store
-	btx     *bolt.Tx // nil for a memory-only store
+	s       *State
 	batch   Batch
 	locked  []MVKey  // sorted: the MVs Apply may change
 	entries []*entry // the entry locks held, to release
 	undo    []undoRec
-	dirty   map[MVKey]bool // headers to rewrite
-	newAck  uint64
-	outbox  []OutboxMessage
+	cur     int64 // journal id of the record being applied (BeginRecord)
 
-	// Meta values are buffered here and published to the store (under
+	// Meta values are buffered here and published to the state (under
 	// metaMu) only once the commit is durable.
 	journalID, epoch int64
-	outboxSeq        uint64
 	offsets          map[TopicPartition]int64
+	offsetLog        []OffsetChange
 }
 
-// undoRec restores one change. The two common changes of a repair (an entry,
-// a last refresh time) are plain records; rarer ones carry a closure.
+type undoKind uint8
+
+const (
+	undoFn      undoKind = iota // run fn
+	undoEntry                   // restore pm[name] (prev, or delete)
+	undoLRT                     // restore e.mv.LastRefreshTime = v
+	undoJID                     // restore e.jid = v
+	undoDropped                 // restore dropped[key] (v, or delete when !existed)
+)
+
+// undoRec restores one change. The frequent changes of a repair are plain
+// records; rarer ones carry a closure.
 type undoRec struct {
+	kind    undoKind
 	fn      func()
 	pm      PartitionMap
 	name    string
 	prev    BasePartitionInfo
 	existed bool
-	mv      *MV
-	lrt     int64
+	e       *entry
+	key     MVKey
+	v       int64
 }
 
-func (u *undoRec) run() {
-	switch {
-	case u.fn != nil:
+func (u *undoRec) run(s *State) {
+	switch u.kind {
+	case undoFn:
 		u.fn()
-	case u.pm != nil:
+	case undoEntry:
 		if u.existed {
 			u.pm[u.name] = u.prev
 		} else {
 			delete(u.pm, u.name)
 		}
-	case u.mv != nil:
-		u.mv.LastRefreshTime = u.lrt
+	case undoLRT:
+		u.e.mv.LastRefreshTime = u.v
+	case undoJID:
+		u.e.jid = u.v
+	case undoDropped:
+		if u.existed {
+			s.dropped[u.key] = u.v
+		} else {
+			delete(s.dropped, u.key)
+		}
 	}
 }
 
-// reset prepares the store's reusable Tx for a new commit.
-func (tx *Tx) reset(s *Store, b Batch) {
+// reset prepares the state's reusable Tx for a new commit.
+func (tx *Tx) reset(s *State, b Batch) {
 	clear(tx.undo)
-	clear(tx.outbox)
 	clear(tx.entries)
 	*tx = Tx{s: s, batch: b, locked: tx.locked[:0], entries: tx.entries[:0], undo: tx.undo[:0],
-		dirty: tx.dirty, outbox: tx.outbox[:0], offsets: tx.offsets,
-		journalID: s.journalID, epoch: s.epoch, outboxSeq: s.outboxSeq}
-	if tx.dirty == nil {
-		tx.dirty = map[MVKey]bool{}
+		offsets: tx.offsets, offsetLog: tx.offsetLog[:0], journalID: s.journalID, epoch: s.epoch}
+	if tx.offsets == nil {
 		tx.offsets = map[TopicPartition]int64{}
 	}
-	clear(tx.dirty)
 	clear(tx.offsets)
 	tx.locked = append(tx.locked, b.Touched...)
 	slices.SortFunc(tx.locked, compareKeys)
 	tx.locked = slices.Compact(tx.locked)
 }
 
-// Commit runs b.Apply and makes its changes durable in one bbolt transaction
-// (one fsync): state changes, outbox messages, journal id, epoch and offsets
-// together. On any error nothing is kept, in memory or on disk.
+// Commit runs b.Apply, then b.Persist, and publishes the batch's journal id,
+// epoch and offsets. On any error nothing is kept in memory.
 //
 // Locks, in order: commitMu → mu (write if b.Structural, else read) → the
-// touched MVs' entry locks, ascending → bbolt's writer lock. All are held
-// until the commit is durable or undone.
-func (s *Store) Commit(ctx context.Context, b Batch) (err error) {
+// touched MVs' entry locks, ascending → metaMu (at the end, briefly). All
+// are held until the commit is durable or undone.
+func (s *State) Commit(ctx context.Context, b Batch) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -131,20 +153,12 @@ func (s *Store) Commit(ctx context.Context, b Batch) (err error) {
 			e.mu.Unlock()
 		}
 	}()
-	if s.db != nil {
-		if tx.btx, err = s.db.Begin(true); err != nil {
-			return fmt.Errorf("mvstate: begin: %w", err)
-		}
-	}
 	defer func() {
 		if err == nil {
 			return
 		}
-		if tx.btx != nil {
-			_ = tx.btx.Rollback()
-		}
 		for i := len(tx.undo) - 1; i >= 0; i-- {
-			tx.undo[i].run()
+			tx.undo[i].run(s)
 		}
 	}()
 	if b.Apply != nil {
@@ -152,97 +166,18 @@ func (s *Store) Commit(ctx context.Context, b Batch) (err error) {
 			return err
 		}
 	}
-	if err = tx.flush(); err != nil {
-		return fmt.Errorf("mvstate: write: %w", err)
-	}
-	if s.failCommit != nil {
-		if err = s.failCommit(); err != nil {
+	if b.Persist != nil {
+		if err = b.Persist(tx); err != nil {
 			return err
 		}
 	}
-	if tx.btx != nil {
-		if err = tx.btx.Commit(); err != nil {
-			return fmt.Errorf("mvstate: commit: %w", err)
-		}
-	}
 	s.metaMu.Lock()
-	s.journalID, s.epoch, s.outboxSeq = tx.journalID, tx.epoch, tx.outboxSeq
+	s.journalID, s.epoch = tx.journalID, tx.epoch
 	for tp, off := range tx.offsets {
 		s.offsets[tp] = off
 	}
 	s.metaMu.Unlock()
 	return nil
-}
-
-// SetCommitHook installs a function run just before every bbolt commit; a
-// non-nil error fails that commit. For fault-injection tests only.
-func (s *Store) SetCommitHook(fn func() error) {
-	s.commitMu.Lock()
-	defer s.commitMu.Unlock()
-	s.failCommit = fn
-}
-
-// flush writes the dirty MV headers and the meta values.
-func (tx *Tx) flush() error {
-	if tx.btx == nil {
-		return nil
-	}
-	mvs := tx.btx.Bucket(bucketMVs)
-	for k := range tx.dirty {
-		var err error
-		if e := tx.s.mvs[k]; e != nil {
-			err = mvs.Put(mvKeyBytes(k), headerOf(e.mv))
-		} else {
-			err = mvs.Delete(mvKeyBytes(k))
-		}
-		if err != nil {
-			return err
-		}
-	}
-	meta := tx.btx.Bucket(bucketMeta)
-	if err := meta.Put(metaJournal, i64(tx.journalID)); err != nil {
-		return err
-	}
-	if err := meta.Put(metaEpoch, i64(tx.epoch)); err != nil {
-		return err
-	}
-	if err := meta.Put(metaOutboxSeq, i64(int64(tx.outboxSeq))); err != nil {
-		return err
-	}
-	offs := tx.btx.Bucket(bucketOffsets)
-	for tp, off := range tx.offsets {
-		if err := offs.Put(offsetKey(tp), i64(off)); err != nil {
-			return err
-		}
-	}
-	ob := tx.btx.Bucket(bucketOutbox)
-	for _, m := range tx.outbox {
-		v, err := json.Marshal(m)
-		if err != nil {
-			return err
-		}
-		if err := ob.Put(u64(m.Seq), v); err != nil {
-			return err
-		}
-	}
-	if tx.newAck > 0 {
-		// Re-seek after each delete: bbolt's Next after a Delete skips a key.
-		c := ob.Cursor()
-		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= tx.newAck; k, _ = c.First() {
-			if err := c.Delete(); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func parseOutbox(v []byte) (OutboxMessage, error) {
-	var m OutboxMessage
-	if err := json.Unmarshal(v, &m); err != nil {
-		return m, fmt.Errorf("%w: outbox: %v", errCorrupt, err)
-	}
-	return m, nil
 }
 
 // ---- Tx reads ----------------------------------------------------------------
@@ -256,13 +191,31 @@ func (tx *Tx) MV(key MVKey) *MV {
 	return nil
 }
 
+// MVJournalID returns the journal id of the last record that changed the MV
+// (as of this transaction), or 0 when there is no such MV.
+func (tx *Tx) MVJournalID(key MVKey) int64 {
+	if e := tx.s.mvs[key]; e != nil {
+		return e.jid
+	}
+	return 0
+}
+
 // JournalID returns the journal id of the last applied record.
 func (tx *Tx) JournalID() int64 { return tx.journalID }
 
 // Epoch returns the epoch of the last applied record.
 func (tx *Tx) Epoch() int64 { return tx.epoch }
 
+// OffsetChanges returns the offset updates of this transaction, in order
+// (for the durable store's log).
+func (tx *Tx) OffsetChanges() []OffsetChange { return tx.offsetLog }
+
 // ---- Tx changes ----------------------------------------------------------------
+
+// BeginRecord says that the changes that follow are those of the journal
+// record jid: each MV they change remembers it (MVJournalID) and a dropped MV
+// is remembered with it (Dropped).
+func (tx *Tx) BeginRecord(jid int64) { tx.cur = jid }
 
 func (tx *Tx) check(key MVKey, structural bool) error {
 	if _, ok := slices.BinarySearchFunc(tx.locked, key, compareKeys); !ok || (structural && !tx.batch.Structural) {
@@ -271,7 +224,21 @@ func (tx *Tx) check(key MVKey, structural bool) error {
 	return nil
 }
 
-func (tx *Tx) live(key MVKey) (*MV, error) {
+// touch prepares entry e for a change: open snapshots get its current
+// version first (copy on write), and it is marked as changed by the current
+// record.
+func (tx *Tx) touch(e *entry) {
+	if p := e.pending.Load(); p != 0 {
+		tx.s.capture(e, p)
+	}
+	if e.jid != tx.cur {
+		tx.undo = append(tx.undo, undoRec{kind: undoJID, e: e, v: e.jid})
+		e.jid = tx.cur
+	}
+}
+
+// live returns the entry of an existing MV for a change.
+func (tx *Tx) live(key MVKey) (*entry, error) {
 	if err := tx.check(key, false); err != nil {
 		return nil, err
 	}
@@ -279,7 +246,22 @@ func (tx *Tx) live(key MVKey) (*MV, error) {
 	if e == nil {
 		return nil, fmt.Errorf("mvstate: mv %s does not exist", key)
 	}
-	return e.mv, nil
+	tx.touch(e)
+	return e, nil
+}
+
+func (tx *Tx) setDropped(key MVKey, jid int64, live bool) {
+	s := tx.s
+	prev, existed := s.dropped[key]
+	if live {
+		if !existed {
+			return
+		}
+		delete(s.dropped, key)
+	} else {
+		s.dropped[key] = jid
+	}
+	tx.undo = append(tx.undo, undoRec{kind: undoDropped, key: key, v: prev, existed: existed})
 }
 
 // PutMV creates or replaces an MV with a deep copy of m (m is not retained).
@@ -296,44 +278,19 @@ func (tx *Tx) PutMV(m *MV) error {
 	if nm.ExternalVersionMap == nil {
 		nm.ExternalVersionMap = ExternalVersionMap{}
 	}
-	old := s.mvs[key]
-	if old != nil {
+	if old := s.mvs[key]; old != nil {
+		tx.touch(old)
 		s.indexRemove(key, old.mv)
 		prev := old.mv
 		old.mv = nm
 		tx.undo = append(tx.undo, undoRec{fn: func() { s.indexRemove(key, nm); old.mv = prev; s.indexAdd(key, prev) }})
 	} else {
-		e := &entry{mv: nm}
+		e := &entry{mv: nm, jid: tx.cur}
 		s.mvs[key] = e
 		tx.undo = append(tx.undo, undoRec{fn: func() { s.indexRemove(key, nm); delete(s.mvs, key) }})
 	}
 	s.indexAdd(key, nm)
-	tx.dirty[key] = true
-	if tx.btx == nil {
-		return nil
-	}
-	if err := tx.deletePrefix(bucketParts, mvKeyBytes(key)); err != nil {
-		return err
-	}
-	if err := tx.deletePrefix(bucketExt, mvKeyBytes(key)); err != nil {
-		return err
-	}
-	parts := tx.btx.Bucket(bucketParts)
-	for id, pm := range nm.VersionMap {
-		for name, p := range pm {
-			if err := parts.Put(partKey(key, id, name), entryBytes(p)); err != nil {
-				return err
-			}
-		}
-	}
-	ext := tx.btx.Bucket(bucketExt)
-	for bt, pm := range nm.ExternalVersionMap {
-		for name, p := range pm {
-			if err := ext.Put(extKey(key, bt, name), entryBytes(p)); err != nil {
-				return err
-			}
-		}
-	}
+	tx.setDropped(key, 0, true)
 	return nil
 }
 
@@ -347,101 +304,71 @@ func (tx *Tx) DeleteMV(key MVKey) error {
 	if old == nil {
 		return nil
 	}
+	tx.touch(old)
 	s.indexRemove(key, old.mv)
 	delete(s.mvs, key)
 	tx.undo = append(tx.undo, undoRec{fn: func() { s.mvs[key] = old; s.indexAdd(key, old.mv) }})
-	tx.dirty[key] = true
-	if tx.btx == nil {
-		return nil
-	}
-	if err := tx.deletePrefix(bucketParts, mvKeyBytes(key)); err != nil {
-		return err
-	}
-	return tx.deletePrefix(bucketExt, mvKeyBytes(key))
-}
-
-func (tx *Tx) deletePrefix(bucket, prefix []byte) error {
-	c := tx.btx.Bucket(bucket).Cursor()
-	for k, _ := c.Seek(prefix); k != nil && len(k) >= len(prefix) && string(k[:len(prefix)]) == string(prefix); k, _ = c.Seek(prefix) {
-		if err := c.Delete(); err != nil {
-			return err
-		}
-	}
+	tx.setDropped(key, tx.cur, false)
 	return nil
 }
 
 // SetPartitions sets native entries of table tableID (creating the table's
 // map if absent).
 func (tx *Tx) SetPartitions(key MVKey, tableID int64, entries PartitionMap) error {
-	m, err := tx.live(key)
+	e, err := tx.live(key)
 	if err != nil {
 		return err
 	}
+	m := e.mv
 	pm, had := m.VersionMap[tableID]
 	if !had {
 		pm = PartitionMap{}
 		m.VersionMap[tableID] = pm
-		tx.dirty[key] = true
 		tx.undo = append(tx.undo, undoRec{fn: func() { delete(m.VersionMap, tableID) }})
 	}
 	for name, p := range entries {
 		prev, existed := pm[name]
 		pm[name] = p
-		tx.undo = append(tx.undo, undoRec{pm: pm, name: name, prev: prev, existed: existed})
-		if tx.btx != nil {
-			if err := tx.btx.Bucket(bucketParts).Put(partKey(key, tableID, name), entryBytes(p)); err != nil {
-				return err
-			}
-		}
+		tx.undo = append(tx.undo, undoRec{kind: undoEntry, pm: pm, name: name, prev: prev, existed: existed})
 	}
 	return nil
 }
 
 // DeletePartitions removes native entries; unknown names are ignored.
 func (tx *Tx) DeletePartitions(key MVKey, tableID int64, names []string) error {
-	m, err := tx.live(key)
+	e, err := tx.live(key)
 	if err != nil {
 		return err
 	}
-	pm := m.VersionMap[tableID]
+	pm := e.mv.VersionMap[tableID]
 	for _, name := range names {
 		prev, existed := pm[name]
 		if !existed {
 			continue
 		}
 		delete(pm, name)
-		tx.undo = append(tx.undo, undoRec{pm: pm, name: name, prev: prev, existed: true})
-		if tx.btx != nil {
-			if err := tx.btx.Bucket(bucketParts).Delete(partKey(key, tableID, name)); err != nil {
-				return err
-			}
-		}
+		tx.undo = append(tx.undo, undoRec{kind: undoEntry, pm: pm, name: name, prev: prev, existed: true})
 	}
 	return nil
 }
 
 // SetExternalPartitions sets entries of external base table bt.
 func (tx *Tx) SetExternalPartitions(key MVKey, bt BaseTableInfo, entries PartitionMap) error {
-	m, err := tx.live(key)
+	e, err := tx.live(key)
 	if err != nil {
 		return err
 	}
+	m := e.mv
 	pm, had := m.ExternalVersionMap[bt]
 	if !had {
 		pm = PartitionMap{}
 		m.ExternalVersionMap[bt] = pm
-		tx.dirty[key] = true
 		tx.undo = append(tx.undo, undoRec{fn: func() { delete(m.ExternalVersionMap, bt) }})
 	}
 	for name, p := range entries {
 		prev, existed := pm[name]
 		pm[name] = p
-		tx.undo = append(tx.undo, undoRec{pm: pm, name: name, prev: prev, existed: existed})
-		if tx.btx != nil {
-			if err := tx.btx.Bucket(bucketExt).Put(extKey(key, bt, name), entryBytes(p)); err != nil {
-				return err
-			}
-		}
+		tx.undo = append(tx.undo, undoRec{kind: undoEntry, pm: pm, name: name, prev: prev, existed: existed})
 	}
 	return nil
 }
@@ -454,11 +381,11 @@ func (tx *Tx) ReplaceExternalTable(key MVKey, old, nw BaseTableInfo, entries Par
 	if err := tx.check(key, true); err != nil {
 		return err
 	}
-	m, err := tx.live(key)
+	e, err := tx.live(key)
 	if err != nil {
 		return err
 	}
-	s := tx.s
+	m, s := e.mv, tx.s
 	prevTables := m.BaseTables
 	prevOld, hadOld := m.ExternalVersionMap[old]
 	prevNew, hadNew := m.ExternalVersionMap[nw]
@@ -488,37 +415,24 @@ func (tx *Tx) ReplaceExternalTable(key MVKey, old, nw BaseTableInfo, entries Par
 		}
 		s.indexAdd(key, m)
 	}})
-	tx.dirty[key] = true
-	if tx.btx == nil {
-		return nil
-	}
-	if err := tx.deletePrefix(bucketExt, extPrefix(key, old)); err != nil {
-		return err
-	}
-	if err := tx.deletePrefix(bucketExt, extPrefix(key, nw)); err != nil {
-		return err
-	}
-	ext := tx.btx.Bucket(bucketExt)
-	for name, p := range entries {
-		if err := ext.Put(extKey(key, nw, name), entryBytes(p)); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
 // SetLastRefreshTime sets the MV's last_refresh_time.
 func (tx *Tx) SetLastRefreshTime(key MVKey, t int64) error {
-	m, err := tx.live(key)
-	if err != nil {
+	if err := tx.check(key, false); err != nil {
 		return err
 	}
-	if m.LastRefreshTime == t {
+	e := tx.s.mvs[key]
+	if e == nil {
+		return fmt.Errorf("mvstate: mv %s does not exist", key)
+	}
+	if e.mv.LastRefreshTime == t {
 		return nil
 	}
-	tx.undo = append(tx.undo, undoRec{mv: m, lrt: m.LastRefreshTime})
-	m.LastRefreshTime = t
-	tx.dirty[key] = true
+	tx.touch(e)
+	tx.undo = append(tx.undo, undoRec{kind: undoLRT, e: e, v: e.mv.LastRefreshTime})
+	e.mv.LastRefreshTime = t
 	return nil
 }
 
@@ -538,37 +452,21 @@ func (tx *Tx) appliedOffset(tp TopicPartition) (int64, bool) {
 
 // SetOffset records that input (topic, partition) was applied up to, not
 // including, next. Offsets only move forward; a lower value is ignored.
-func (tx *Tx) SetOffset(topic string, partition int, next int64) error {
+func (tx *Tx) SetOffset(topic string, partition int, next int64) {
 	tp := TopicPartition{topic, partition}
 	if prev, had := tx.appliedOffset(tp); had && next <= prev {
-		return nil
+		return
 	}
 	tx.offsets[tp] = next
-	return nil
+	tx.offsetLog = append(tx.offsetLog, OffsetChange{TopicPartition: tp, Next: next})
 }
 
-// ResetOffsets replaces the applied offsets of topic (replay): partitions in
-// next are set to the given value, even if lower; others of the topic are
-// left alone.
-func (tx *Tx) ResetOffsets(topic string, next map[int]int64) error {
-	for p, off := range next {
-		tx.offsets[TopicPartition{topic, p}] = off
-	}
-	return nil
-}
-
-// AddOutbox queues a message to publish after the commit; it gets the next
-// outbox sequence number, which is returned.
-func (tx *Tx) AddOutbox(m OutboxMessage) uint64 {
-	tx.outboxSeq++
-	m.Seq = tx.outboxSeq
-	tx.outbox = append(tx.outbox, m)
-	return m.Seq
-}
-
-// AckOutbox deletes every outbox message with Seq <= through in this commit.
-func (tx *Tx) AckOutbox(through uint64) {
-	if through > tx.newAck {
-		tx.newAck = through
+// ResetOffsets sets the applied offsets of topic's partitions in next, even
+// to lower values (replay); other partitions are left alone.
+func (tx *Tx) ResetOffsets(topic string, next map[int]int64) {
+	for _, p := range slices.Sorted(maps.Keys(next)) {
+		tp := TopicPartition{topic, p}
+		tx.offsets[tp] = next[p]
+		tx.offsetLog = append(tx.offsetLog, OffsetChange{TopicPartition: tp, Next: next[p], Reset: true})
 	}
 }

@@ -1,0 +1,283 @@
+package recovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/mvrepair/mvrepair/editlog"
+	"github.com/mvrepair/mvrepair/internal/store"
+	"github.com/mvrepair/mvrepair/mvstate"
+)
+
+// ErrMissingRecords means the edit log no longer holds records a restore
+// needs (between the checkpoint and the tail): the state would have a hole.
+var ErrMissingRecords = errors.New("recovery: edit-log records after the checkpoint are missing")
+
+// ErrNoCheckpoint means the snapshot topic holds no checkpoint (a full
+// rebuild from the edit log is the way).
+var ErrNoCheckpoint = errors.New("recovery: no checkpoint on the snapshot topic")
+
+// Restore builds st (empty) from the latest checkpoint of the snapshot
+// topic and the edit log after it (docs/design.md §4.9, §5.9): its time and
+// memory grow with the state and the tail, not with the history. With no
+// checkpoint on the snapshot topic it rebuilds from the whole edit log. A
+// restore that finds records missing between the checkpoint and the tail
+// fails with ErrMissingRecords; it never builds a state with a hole.
+func Restore(ctx context.Context, st *store.Store, snaps, log Source, opt Options) (*Report, error) {
+	rep, err := FromCheckpoint(ctx, st, snaps, log, opt)
+	if errors.Is(err, ErrNoCheckpoint) {
+		return Rebuild(ctx, st, log, opt)
+	}
+	return rep, err
+}
+
+// latest is the newest snapshot record of one MV.
+type latest struct {
+	off  int64
+	jid  int64
+	mv   *mvstate.MV // nil: a tombstone
+	tomb bool
+}
+
+// FromCheckpoint is Restore without the fallback: ErrNoCheckpoint when the
+// snapshot topic holds no checkpoint.
+func FromCheckpoint(ctx context.Context, st *store.Store, snaps, log Source, opt Options) (*Report, error) {
+	if !st.State().Empty() {
+		return nil, ErrNotEmpty
+	}
+	start := time.Now()
+	prog := newProgress(opt.Progress, start)
+	rep := &Report{Offsets: map[int]int64{}}
+	hwm, err := snaps.HWM(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("recovery: snapshot topic high watermarks: %w", err)
+	}
+	// Read the snapshot topic: the newest record of every key. Values are
+	// decoded on every core as they arrive.
+	var (
+		mu     sync.Mutex
+		byKey  = map[mvstate.MVKey]*latest{}
+		marker *editlog.Checkpoint
+		markAt int64 = -1
+		bad    error
+	)
+	type job struct {
+		off   int64
+		key   string
+		value []byte
+	}
+	jobs := make(chan job, 256)
+	var wg sync.WaitGroup
+	for range max(1, runtime.GOMAXPROCS(0)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				keep := func(k mvstate.MVKey, l *latest) {
+					mu.Lock()
+					if cur := byKey[k]; cur == nil || cur.off < l.off {
+						byKey[k] = l
+					}
+					mu.Unlock()
+				}
+				if j.key == editlog.CheckpointKey {
+					c, err := editlog.DecodeCheckpoint(j.value)
+					mu.Lock()
+					if err != nil && bad == nil {
+						bad = fmt.Errorf("recovery: snapshot topic offset %d: %w", j.off, err)
+					}
+					if err == nil && j.off > markAt {
+						marker, markAt = &c, j.off
+					}
+					mu.Unlock()
+					continue
+				}
+				k, err := parseKey(j.key)
+				if err != nil {
+					continue // not ours
+				}
+				if j.value == nil {
+					keep(k, &latest{off: j.off, tomb: true})
+					continue
+				}
+				s, err := editlog.DecodeSnapshot(j.value)
+				if err != nil || s.MV.Key() != k {
+					mu.Lock()
+					if bad == nil {
+						bad = fmt.Errorf("recovery: snapshot topic offset %d (key %s): not an MV snapshot of that key: %v", j.off, j.key, err)
+					}
+					mu.Unlock()
+					continue
+				}
+				keep(k, &latest{off: j.off, jid: s.JournalID, mv: s.MV})
+			}
+		}()
+	}
+	read := int64(0)
+	total := int64(0)
+	for _, hw := range hwm {
+		total += hw
+	}
+	err = scanKeyed(ctx, snaps, hwm, func(off int64, key string, value []byte) error {
+		read++
+		prog.tick("snapshot", read, total)
+		jobs <- job{off: off, key: key, value: value}
+		return nil
+	})
+	close(jobs)
+	wg.Wait()
+	if err != nil {
+		return nil, err
+	}
+	if bad != nil {
+		return nil, bad
+	}
+	if marker == nil {
+		return nil, ErrNoCheckpoint
+	}
+	rep.Checkpoint = marker
+	// The checkpoint must match the edit log: the record at its offset is
+	// its journal id (a recreated edit log would not be).
+	logHWM, err := log.HWM(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("recovery: edit-log high watermarks: %w", err)
+	}
+	if logHWM[0] <= marker.EditLogOffset {
+		return nil, fmt.Errorf("%w: the checkpoint is at edit-log offset %d but the edit log ends at %d (was it recreated?)",
+			ErrMissingRecords, marker.EditLogOffset, logHWM[0])
+	}
+	// Load the state as of the checkpoint.
+	entries := int64(0)
+	err = st.Load(ctx, marker.JournalID, marker.Epoch,
+		map[mvstate.TopicPartition]int64{{Topic: log.Topic, Partition: 0}: marker.EditLogOffset + 1},
+		func(add func(*mvstate.MV, int64)) error {
+			for _, l := range byKey {
+				if l.mv != nil {
+					add(l.mv, l.jid)
+					rep.Snapshots++
+					entries += int64(l.mv.Entries())
+				}
+			}
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("recovery: load the checkpoint: %w", err)
+	}
+	byKey = nil
+	prog.entries = entries
+	prog.tick("apply", 0, 0)
+	// The edit log after the checkpoint, starting at its own record.
+	if err := applyTail(ctx, st, log, marker, logHWM, opt, rep, prog); err != nil {
+		return rep, err
+	}
+	a := newApplier(st, log.Topic, opt, rep, prog)
+	a.finish(start)
+	return rep, nil
+}
+
+// applyTail applies the edit log from the checkpoint's offset to hwm.
+func applyTail(ctx context.Context, st *store.Store, log Source, cp *editlog.Checkpoint, hwm map[int]int64, opt Options, rep *Report, prog *progress) error {
+	from := map[int]int64{0: cp.EditLogOffset}
+	// Pass 1: epochs of the tail, and the checkpoint's own record.
+	epochStart := map[int64]int64{}
+	first := true
+	err := scan(ctx, log, from, hwm, func(p int, off int64, value []byte) error {
+		j, e, ok := editlog.Peek(value)
+		if first {
+			first = false
+			if off > cp.EditLogOffset+1 {
+				return fmt.Errorf("%w: the checkpoint at journal id %d needs the edit log from offset %d, which now starts at %d",
+					ErrMissingRecords, cp.JournalID, cp.EditLogOffset+1, off)
+			}
+			if off == cp.EditLogOffset && (!ok || j != cp.JournalID) {
+				return fmt.Errorf("%w: the checkpoint says edit-log offset %d holds journal id %d, it holds %d (was the edit log recreated?)",
+					ErrMissingRecords, cp.EditLogOffset, cp.JournalID, j)
+			}
+		}
+		if ok && off > cp.EditLogOffset {
+			if s, seen := epochStart[e]; !seen || j < s {
+				epochStart[e] = j
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	supersededAt := supersedeLimits(epochStart)
+	a := newApplier(st, log.Topic, opt, rep, prog)
+	err = scan(ctx, log, map[int]int64{0: cp.EditLogOffset + 1}, hwm, func(p int, off int64, value []byte) error {
+		rep.Records++
+		r, err := editlog.Decode(value)
+		if err != nil {
+			rep.Undecodable = append(rep.Undecodable, off)
+			return a.position(ctx, p, off)
+		}
+		if lim, ok := supersededAt[r.Epoch]; ok && lim <= r.JournalID {
+			rep.Fenced = append(rep.Fenced, Fenced{JournalID: r.JournalID, Epoch: r.Epoch, Offset: off})
+			return a.position(ctx, p, off)
+		}
+		return a.add(ctx, p, off, r, value)
+	})
+	if err == nil {
+		err = a.flush(ctx)
+	}
+	var gap *GapError
+	if errors.As(err, &gap) {
+		return fmt.Errorf("%w: %w", ErrMissingRecords, err)
+	}
+	return err
+}
+
+// scanKeyed is scan with each record's key and a nil value for tombstones.
+func scanKeyed(ctx context.Context, src Source, hwm map[int]int64, fn func(off int64, key string, value []byte) error) error {
+	pending := 0
+	for _, hw := range hwm {
+		if hw > 0 {
+			pending++
+		}
+	}
+	if pending == 0 {
+		return nil
+	}
+	tail, err := src.Open(ctx, map[int]int64{})
+	if err != nil {
+		return fmt.Errorf("recovery: open %s: %w", src.Topic, err)
+	}
+	defer tail.Close()
+	for pending > 0 {
+		m, err := tail.Fetch(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			return fmt.Errorf("recovery: read %s: %w", src.Topic, err)
+		}
+		hw := hwm[m.Partition]
+		if m.Offset >= hw {
+			continue
+		}
+		if !m.Skip {
+			if err := fn(m.Offset, string(m.Key), m.Value); err != nil {
+				return err
+			}
+		}
+		if m.Offset+1 == hw {
+			pending--
+		}
+	}
+	return nil
+}
+
+// parseKey parses "<db_id>:<mv_id>".
+func parseKey(k string) (mvstate.MVKey, error) {
+	var key mvstate.MVKey
+	if _, err := fmt.Sscanf(k, "%d:%d", &key.DBID, &key.MVID); err != nil || key.DBID <= 0 || key.MVID <= 0 {
+		return key, fmt.Errorf("recovery: snapshot key %q is not <db_id>:<mv_id>", k)
+	}
+	return key, nil
+}
