@@ -37,8 +37,9 @@ in this process, on a random port, sharing the CPUs with the pipeline); --broker
 against real brokers, with topic names (load-<run id>-*) and group ids unique to the run,
 which are left on the cluster afterwards. Client, batch and
 writer settings come from the configuration (--config, MVREPAIR_* variables).`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := g.load()
+			cfg, err := g.load(cmd)
 			if err != nil {
 				return err
 			}

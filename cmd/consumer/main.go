@@ -8,16 +8,22 @@
 //	consumer rebuild    a new state store from the edit log alone
 //	consumer healthcheck  exit 0 if /readyz answers 200 (container health checks)
 //	consumer load       throughput and latency benchmark next to a pass-through baseline
+//	consumer version    module version, VCS revision and time, Go version (also --version)
 //
-// Every command reads config.yaml (or --config) and MVREPAIR_* env vars.
+// Every command reads config.yaml (or --config) and MVREPAIR_* env vars; an
+// MVREPAIR_* variable that names no key is reported as a warning. Usage
+// errors (unknown commands and flags, stray arguments, bad flag values) exit
+// with status 2, as do configuration errors.
 package main
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/rs/zerolog"
@@ -62,19 +68,58 @@ func newRoot() *cobra.Command {
 		Short:         "mvrepair: keeps materialized-view freshness metadata correct across compaction",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       versionText(debug.ReadBuildInfo()),
+		Args:          subcommandArgs,
+		RunE:          func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
+	// Declared here, without cobra's -v shorthand (demo and load use -v for
+	// --verbose).
+	root.Flags().Bool("version", false, "print the version (module version, VCS revision and time, Go version) and exit")
+	root.SetVersionTemplate("{{.Version}}")
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return usageErrorf("%s%w (see %s --help)", prefix(cmd), err, cmd.CommandPath())
+	})
 	root.PersistentFlags().StringVar(&g.configPath, "config", "", "config file (default: built-in defaults; every key can be set by MVREPAIR_* env vars)")
-	root.AddCommand(newRunCmd(g), newDemoCmd(g), newProduceCmd(g), newStateCmd(g), newReplayCmd(g), newRebuildCmd(g), newHealthcheckCmd(), newLoadCmd(g))
+	root.AddCommand(newRunCmd(g), newDemoCmd(g), newProduceCmd(g), newStateCmd(g), newReplayCmd(g), newRebuildCmd(g), newHealthcheckCmd(), newLoadCmd(g), newVersionCmd())
 	return root
 }
 
-// load reads and validates the configuration.
-func (g *globals) load() (*config.Config, error) {
-	cfg, err := config.Load(g.configPath, os.Environ())
+// load reads and validates the configuration, writing its warnings (unknown
+// MVREPAIR_* variables) to the command's stderr, one line each.
+func (g *globals) load(cmd *cobra.Command) (*config.Config, error) {
+	cfg, warnings, err := g.loadWithWarnings()
+	printWarnings(cmd.ErrOrStderr(), warnings)
+	return cfg, err
+}
+
+// loadWithWarnings reads and validates the configuration and returns its
+// warnings for the caller to report (`run` logs them). A configuration
+// error exits with status 2.
+func (g *globals) loadWithWarnings() (*config.Config, []config.Warning, error) {
+	cfg, warnings, err := config.LoadWithWarnings(g.configPath, os.Environ())
 	if err != nil {
-		return nil, &exitError{code: 2, err: err}
+		return nil, warnings, &exitError{code: 2, err: err}
 	}
-	return cfg, nil
+	return cfg, warnings, nil
+}
+
+// printWarnings writes one "consumer: warning: ..." line per warning.
+func printWarnings(w io.Writer, warnings []config.Warning) {
+	for _, wn := range warnings {
+		fmt.Fprintln(w, "consumer: warning:", wn)
+	}
+}
+
+// logWarnings logs one WARN line per warning, with the variable and the
+// suggestion as fields.
+func logWarnings(log zerolog.Logger, warnings []config.Warning) {
+	for _, wn := range warnings {
+		ev := log.Warn().Str("env", wn.Var)
+		if wn.Suggestion != "" {
+			ev = ev.Str("did_you_mean", wn.Suggestion)
+		}
+		ev.Msg(wn.String())
+	}
 }
 
 // logger builds the configured logger on stderr.

@@ -33,8 +33,9 @@ Each record is keyed as the contract says (<db_id>:<table_id>, <catalog>.<db>.<t
 <db_id>:<mv_id>). Without --topic, input kinds go to kafka.topics.input and catalog
 kinds to kafka.topics.catalog. Lines that do not decode are sent as they are, with an
 empty key, to --topic or the input topic (useful to test the dead-letter path).`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := g.load()
+			cfg, err := g.load(cmd)
 			if err != nil {
 				return err
 			}

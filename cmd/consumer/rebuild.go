@@ -46,11 +46,12 @@ ordered, drop records a newer writer superseded (late writes of a fenced writer)
 apply the rest into a new store in state.dir. Gaps and fenced records are reported, not
 hidden; a gap fails the rebuild unless --allow-gaps. An existing store is refused unless
 --force, which keeps it as mvrepair.db.bak-<time>. Stop the service first.`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !fromEditLog {
 				return &exitError{code: 2, err: errors.New("rebuild: --from-edit-log is required (the edit log is the only source)")}
 			}
-			cfg, err := g.load()
+			cfg, err := g.load(cmd)
 			if err != nil {
 				return err
 			}
@@ -128,8 +129,9 @@ func newImportCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "import --file state.json",
 		Short: "Load a `state export` document into an empty store (journal id included)",
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := g.load()
+			cfg, err := g.load(cmd)
 			if err != nil {
 				return err
 			}
@@ -210,6 +212,7 @@ func newHealthcheckCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "healthcheck [--url http://127.0.0.1:8080/readyz]",
 		Short: "Exit 0 if the URL answers 200 (for container health checks in images with no shell)",
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c := &http.Client{Timeout: timeout}
 			resp, err := c.Get(url)

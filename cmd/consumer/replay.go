@@ -28,7 +28,7 @@ type replayOptions struct {
 }
 
 func newReplayCmd(g *globals) *cobra.Command {
-	o := &replayOptions{}
+	o := &replayOptions{partition: -1}
 	cmd := &cobra.Command{
 		Use:   "replay --from-offset N | --from-time T [--topic T] [--partition P] [--dry-run]",
 		Short: "Rewind the (stopped) consumer group and the store's applied offsets so events are consumed again",
@@ -41,14 +41,12 @@ Replayed events go through the rules again: repairs already applied find the ver
 moved and emit nothing; repairs skipped before (say the catalog arrived late) are
 applied now. Rewinding the catalog topic re-applies old MV snapshots over newer state,
 so it is refused without --force. Moving offsets forward skips events: also --force.`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cmd.Flags().Changed("from-offset") == cmd.Flags().Changed("from-time") {
 				return &exitError{code: 2, err: errors.New("replay: give exactly one of --from-offset and --from-time")}
 			}
-			if !cmd.Flags().Changed("partition") {
-				o.partition = -1
-			}
-			cfg, err := g.load()
+			cfg, err := g.load(cmd)
 			if err != nil {
 				return err
 			}
@@ -81,7 +79,7 @@ so it is refused without --force. Moving offsets forward skips events: also --fo
 	f.Int64Var(&o.fromOffset, "from-offset", 0, "rewind every selected partition to this offset (clamped to the partition's range)")
 	f.StringVar(&o.fromTime, "from-time", "", "rewind to the first record at or after this time (RFC 3339 or epoch ms)")
 	f.StringVar(&o.topic, "topic", "", "topic to rewind (default kafka.topics.input)")
-	f.IntVar(&o.partition, "partition", -1, "only this partition (default: all)")
+	f.Var(partitionFlag{&o.partition}, "partition", "only this partition")
 	f.BoolVar(&o.dryRun, "dry-run", false, "print the plan; change nothing")
 	f.BoolVar(&o.force, "force", false, "allow rewinding the catalog topic, and moving offsets forward")
 	return cmd

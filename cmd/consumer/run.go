@@ -12,9 +12,11 @@ func newRunCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the service: consume, repair, journal (SIGINT/SIGTERM shut it down gracefully)",
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := g.load()
+			cfg, warnings, err := g.loadWithWarnings()
 			if err != nil {
+				printWarnings(cmd.ErrOrStderr(), warnings)
 				return err
 			}
 			if dryRun {
@@ -22,8 +24,10 @@ func newRunCmd(g *globals) *cobra.Command {
 			}
 			log, err := logger(cfg)
 			if err != nil {
+				printWarnings(cmd.ErrOrStderr(), warnings)
 				return err
 			}
+			logWarnings(log, warnings) // as log lines: stderr may be a JSON log stream
 			ctx := cmd.Context()
 			svc, err := service.Open(ctx, cfg, log)
 			if err != nil {

@@ -15,14 +15,23 @@ import (
 )
 
 func newStateCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "state", Short: "Inspect the local state store (stop the service first: the store is locked while it runs)"}
+	cmd := &cobra.Command{
+		Use:   "state",
+		Short: "Inspect the local state store (stop the service first: the store is locked while it runs)",
+		Args:  subcommandArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
 	var out, exportMV string
 	export := &cobra.Command{
 		Use:   "export",
 		Short: `Write the whole state as canonical JSON {"journal_id":N,"mvs":[...]} (byte-identical for equal states)`,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := g.load()
+			cfg, err := g.load(cmd)
 			if err != nil {
+				return err
+			}
+			if err := requireStore("state export", cfg.State.Dir); err != nil {
 				return err
 			}
 			s, err := openStore(cmd.Context(), "state export", cfg.State.Dir)
@@ -60,9 +69,13 @@ func newStateCmd(g *globals) *cobra.Command {
 	show := &cobra.Command{
 		Use:   "show",
 		Short: "Show a summary of every MV, or one MV in full (--mv DB_ID:MV_ID or MV_ID)",
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := g.load()
+			cfg, err := g.load(cmd)
 			if err != nil {
+				return err
+			}
+			if err := requireStore("state show", cfg.State.Dir); err != nil {
 				return err
 			}
 			s, err := openStore(cmd.Context(), "state show", cfg.State.Dir)

@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/spf13/viper"
-	"gopkg.in/yaml.v3"
+	yaml "go.yaml.in/yaml/v4"
 )
 
 // KeyError is a problem with one key's value. Its message always starts
@@ -27,19 +28,64 @@ func (e *KeyError) Error() string { return "config: " + e.Key + ": " + e.Err.Err
 // Unwrap returns the underlying error.
 func (e *KeyError) Unwrap() error { return e.Err }
 
-// Load reads the configuration: the built-in defaults, overlaid by the YAML
-// file at path when path is not empty, overlaid by the MVREPAIR_* variables
-// found in env (in os.Environ form, "NAME=value"; a later duplicate wins,
-// as with exec.Cmd). Pass os.Environ() in production and a literal slice in
-// tests; a nil env overrides nothing.
+// Warning is a problem in the configuration's sources that does not stop a
+// start. Today that is an MVREPAIR_* environment variable that names no key.
+//
+// Unknown keys in the file are errors, but unknown variables only warnings:
+// the file belongs to this deployment of this version, while an environment
+// is shared and outlives versions. A container spec or a Helm chart often
+// sets variables for a newer (or older) version during a rolling upgrade or a
+// rollback, and scripts around the service (deploy/create-topics.sh, test
+// harnesses) read MVREPAIR_* variables of their own. Refusing to start on
+// those would turn a harmless leftover into an outage; a WARN line with a
+// "did you mean" still catches the typo.
+type Warning struct {
+	// Var is the environment variable, e.g. "MVREPAIR_KAFKA_BROKER".
+	Var string
+	// Suggestion is the known variable closest to Var, or "" when none is
+	// close enough to be a likely typo.
+	Suggestion string
+}
+
+// String is the warning as one line, e.g. `config: unknown environment
+// variable MVREPAIR_KAFKA_BROKER (ignored); did you mean
+// MVREPAIR_KAFKA_BROKERS?`.
+func (w Warning) String() string {
+	msg := "config: unknown environment variable " + w.Var + " (ignored)"
+	if w.Suggestion != "" {
+		msg += "; did you mean " + w.Suggestion + "?"
+	}
+	return msg
+}
+
+// Load is [LoadWithWarnings] without the warnings, for callers with no one
+// to tell (tests, checks of a deployment's settings). Commands that start
+// the service use LoadWithWarnings and log what it returns.
+func Load(path string, env []string) (*Config, error) {
+	cfg, _, err := LoadWithWarnings(path, env)
+	return cfg, err
+}
+
+// LoadWithWarnings reads the configuration: the built-in defaults, overlaid
+// by the YAML file at path when path is not empty, overlaid by the
+// MVREPAIR_* variables found in env (in os.Environ form, "NAME=value"; a
+// later duplicate wins, as with exec.Cmd). Pass os.Environ() in production
+// and a literal slice in tests; a nil env overrides nothing.
 //
 // A key written in the file with an empty value (`max_events:`) keeps its
 // default. Each key is bound to its variable explicitly, so env-only overrides work
 // for every key (spf13/viper#761 does not apply). The returned Config has
-// passed [Config.Validate]. Errors name the key at fault; when several keys
-// are wrong they are all reported, joined with errors.Join.
-func Load(path string, env []string) (*Config, error) {
+// passed [Config.Validate]. Errors name the key at fault, and the file line
+// when the file is at fault; when several keys are wrong they are all
+// reported, joined with errors.Join.
+//
+// The warnings (one per MVREPAIR_* variable that is not a key, see
+// [Warning]) are returned with a nil error and with a non-nil one alike: a
+// misspelt variable is often why a value is missing or invalid.
+func LoadWithWarnings(path string, env []string) (*Config, []Warning, error) {
 	leaves := leafFields()
+	vars := envMap(env)
+	warnings := unknownVars(vars, leaves)
 
 	v := viper.New()
 	v.SetConfigType("yaml")
@@ -47,20 +93,20 @@ func Load(path string, env []string) (*Config, error) {
 		v.SetDefault(l.Key, l.def)
 	}
 
+	var lines map[string]int // the file line of each key the file sets
 	if path != "" {
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("config: read config file: %w", err)
+			return nil, warnings, fmt.Errorf("config: read config file: %w", err)
 		}
-		if err := checkFileKeys(data, path, leaves); err != nil {
-			return nil, err
+		if lines, err = checkFileKeys(data, path, leaves); err != nil {
+			return nil, warnings, err
 		}
 		if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
-			return nil, fmt.Errorf("config: parse %s: %w", path, err)
+			return nil, warnings, fmt.Errorf("config: parse %s: %w", path, err)
 		}
 	}
 
-	vars := envMap(env)
 	sources := make([]string, len(leaves))
 	for i, l := range leaves {
 		switch val, ok := vars[l.Env]; {
@@ -69,6 +115,9 @@ func Load(path string, env []string) (*Config, error) {
 			sources[i] = "from " + l.Env
 		case path != "" && v.InConfig(l.Key):
 			sources[i] = "from " + path
+			if n := lines[l.Key]; n > 0 {
+				sources[i] += fmt.Sprintf(" line %d", n)
+			}
 		default:
 			sources[i] = "default"
 		}
@@ -86,12 +135,43 @@ func Load(path string, env []string) (*Config, error) {
 		rv.FieldByIndex(l.index).Set(val)
 	}
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return nil, warnings, errors.Join(errs...)
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, warnings, withFileLines(err, path, lines, vars)
 	}
-	return cfg, nil
+	return cfg, warnings, nil
+}
+
+// withFileLines appends "(path line N)" to each [*KeyError] of err (one, or
+// several joined) whose key's value came from the file, so that a value out
+// of range is found as quickly as one of the wrong type. Other errors, and
+// keys set by a variable or left at their default, are returned unchanged.
+func withFileLines(err error, path string, lines map[string]int, vars map[string]string) error {
+	var parts []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		parts = j.Unwrap()
+	} else {
+		parts = []error{err}
+	}
+	changed := false
+	out := make([]error, len(parts))
+	for i, e := range parts {
+		out[i] = e
+		ke, ok := e.(*KeyError)
+		if !ok || lines[ke.Key] == 0 {
+			continue
+		}
+		if _, fromEnv := vars[EnvName(ke.Key)]; fromEnv {
+			continue
+		}
+		out[i] = &KeyError{Key: ke.Key, Err: fmt.Errorf("%w (%s line %d)", ke.Err, path, lines[ke.Key])}
+		changed = true
+	}
+	if !changed {
+		return err
+	}
+	return errors.Join(out...)
 }
 
 // envMap indexes the MVREPAIR_* entries of env by name; later entries win.
@@ -106,23 +186,64 @@ func envMap(env []string) map[string]string {
 	return m
 }
 
+// unknownVars returns a warning for every variable of vars that overrides
+// no key, sorted by name, each with the closest known variable. Names
+// compare case-insensitively for the suggestion (MVREPAIR_kafka_brokers
+// suggests MVREPAIR_KAFKA_BROKERS), and only the part after the prefix
+// counts towards the edits [suggest] allows.
+func unknownVars(vars map[string]string, leaves []leaf) []Warning {
+	known := make(map[string]bool, len(leaves))
+	for _, l := range leaves {
+		known[l.Env] = true
+	}
+	var names []string
+	for name := range vars {
+		if !known[name] {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	slices.Sort(names)
+	suffixes := make(map[string]bool, len(leaves))
+	for _, l := range leaves {
+		suffixes[strings.TrimPrefix(l.Env, EnvPrefix)] = true
+	}
+	out := make([]Warning, len(names))
+	for i, name := range names {
+		out[i] = Warning{Var: name}
+		if s := suggest(strings.ToUpper(strings.TrimPrefix(name, EnvPrefix)), suffixes); s != "" {
+			out[i].Suggestion = EnvPrefix + s
+		}
+	}
+	return out
+}
+
 // checkFileKeys rejects keys of the YAML document that are not configuration
-// keys (typo safety), and sections given a scalar or keys given a mapping.
-// Keys compare case-insensitively, as viper reads them.
-func checkFileKeys(data []byte, path string, leaves []leaf) error {
+// keys (typo safety), keys given twice, sections given a scalar and keys
+// given a mapping. Keys compare case-insensitively, as viper reads them. It
+// returns the line of each key's value, for messages about values.
+//
+// The document is parsed with go.yaml.in/yaml/v4, not with the yaml.v3 that
+// viper uses: yaml.v3 reports many syntax errors one line too early (it
+// prints a 0-based line, go-yaml/yaml#205), and its errors are bare strings.
+// v4's [yaml.LoadError] carries 1-based positions of the problem and of the
+// construct it was found in.
+func checkFileKeys(data []byte, path string, leaves []leaf) (map[string]int, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return fmt.Errorf("config: parse %s: %w", path, err)
+		return nil, syntaxError(path, err)
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
-		return nil // empty file
+		return nil, nil // empty file
 	}
 	root := resolve(doc.Content[0])
 	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
-		return nil
+		return nil, nil
 	}
 	if root.Kind != yaml.MappingNode {
-		return fmt.Errorf("config: %s: the top level must be a mapping of keys (line %d)", path, root.Line)
+		return nil, fmt.Errorf("config: %s line %d: the top level must be a mapping of keys", path, root.Line)
 	}
 
 	isLeaf := make(map[string]bool, len(leaves))
@@ -136,16 +257,26 @@ func checkFileKeys(data []byte, path string, leaves []leaf) error {
 		}
 	}
 
+	lines := make(map[string]int)
+	seen := make(map[string]int) // key or section → line of its first occurrence
 	var errs []error
 	var walk func(m *yaml.Node, prefix string)
 	walk = func(m *yaml.Node, prefix string) {
 		for i := 0; i+1 < len(m.Content); i += 2 {
 			k, val := m.Content[i], resolve(m.Content[i+1])
 			key := prefix + strings.ToLower(k.Value)
+			if first, dup := seen[key]; dup && (isLeaf[key] || isSection[key]) {
+				errs = append(errs, &KeyError{Key: key, Err: fmt.Errorf("given twice (%s lines %d and %d)", path, first, k.Line)})
+				continue
+			}
+			seen[key] = k.Line
 			switch {
 			case isLeaf[key]:
 				if val.Kind == yaml.MappingNode {
 					errs = append(errs, &KeyError{Key: key, Err: fmt.Errorf("must be a single value, not a mapping (%s line %d)", path, val.Line)})
+				}
+				if val.Kind != yaml.ScalarNode || val.Tag != "!!null" {
+					lines[key] = val.Line // an empty value keeps the default: no line
 				}
 			case isSection[key]:
 				switch {
@@ -166,8 +297,35 @@ func checkFileKeys(data []byte, path string, leaves []leaf) error {
 		}
 	}
 	walk(root, "")
-	return errors.Join(errs...)
+	return lines, errors.Join(errs...)
 }
+
+// syntaxError describes a YAML parse error of the file at path by its
+// position: "config: parse config.yaml: line 5, column 11: did not find
+// expected ',' or ']' (while parsing a flow sequence started at line 4,
+// column 12)". It wraps err.
+func syntaxError(path string, err error) error {
+	var le *yaml.LoadError
+	if !errors.As(err, &le) || le.Mark.Line == 0 {
+		return fmt.Errorf("config: parse %s: %w", path, err)
+	}
+	msg := strings.TrimPrefix(le.Message, "yaml: ")
+	where := le.Mark.String()
+	if le.ContextMsg != "" && le.ContextMark.Line > 0 && le.ContextMark != le.Mark {
+		msg += fmt.Sprintf(" (%s started at %s)", le.ContextMsg, le.ContextMark)
+	}
+	return &parseError{msg: fmt.Sprintf("config: parse %s: %s: %s", path, where, msg), err: err}
+}
+
+// parseError is a syntax error said by its position, wrapping the parser's
+// error (a [*yaml.LoadError]).
+type parseError struct {
+	msg string
+	err error
+}
+
+func (e *parseError) Error() string { return e.msg }
+func (e *parseError) Unwrap() error { return e.err }
 
 // resolve follows YAML aliases.
 func resolve(n *yaml.Node) *yaml.Node {
