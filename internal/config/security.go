@@ -152,9 +152,9 @@ func (v *validator) validateSecurity(c *Config) {
 	}
 	switch {
 	case s.Password.IsSet() && s.PasswordFile != "":
-		v.fail(keySASLPassword, "and %s are both set: set exactly one", keySASLPasswordFile)
+		v.fail(keySASLPassword, "cannot be set together with %s: set exactly one", keySASLPasswordFile)
 	case !s.Password.IsSet() && s.PasswordFile == "":
-		v.fail(keySASLPasswordFile, "or %s must be set with %s %s", keySASLPassword, keySASLMechanism, s.Mechanism)
+		v.fail(keySASLPasswordFile, "must be set (or %s) with %s %s", keySASLPassword, keySASLMechanism, s.Mechanism)
 	case s.PasswordFile != "":
 		if _, err := c.SASLPassword(); err != nil {
 			v.errs = append(v.errs, err)

@@ -142,9 +142,9 @@ func TestValidate_rejects_bad_security_settings_naming_the_key(t *testing.T) {
 		{"mechanism without a username", func(c *config.Config) { scram(c, pki); c.Kafka.SASL.Username = "" },
 			[]string{"config: kafka.sasl.username: must be set with kafka.sasl.mechanism SCRAM-SHA-512"}},
 		{"mechanism without a password", func(c *config.Config) { scram(c, pki); c.Kafka.SASL.Password = "" },
-			[]string{"config: kafka.sasl.password_file: or kafka.sasl.password must be set with kafka.sasl.mechanism SCRAM-SHA-512"}},
+			[]string{"config: kafka.sasl.password_file: must be set (or kafka.sasl.password) with kafka.sasl.mechanism SCRAM-SHA-512"}},
 		{"password and password_file", func(c *config.Config) { scram(c, pki); c.Kafka.SASL.PasswordFile = pwFile },
-			[]string{"config: kafka.sasl.password: and kafka.sasl.password_file are both set: set exactly one"}},
+			[]string{"config: kafka.sasl.password: cannot be set together with kafka.sasl.password_file: set exactly one"}},
 		{"missing password file", func(c *config.Config) {
 			scram(c, pki)
 			c.Kafka.SASL.Password, c.Kafka.SASL.PasswordFile = "", missing
