@@ -383,14 +383,14 @@ func TestSecret_never_shows_in_load_errors(t *testing.T) {
 	pwFile := writeSecretFile(t, secret)
 	envs := map[string][]string{
 		"password without a mechanism": {config.PasswordEnv + "=" + secret},
-		"password and file":             {"MVREPAIR_KAFKA_BROKERS=k:1", "MVREPAIR_KAFKA_SASL_MECHANISM=PLAIN", "MVREPAIR_KAFKA_SASL_USERNAME=u", config.PasswordEnv + "=" + secret, "MVREPAIR_KAFKA_SASL_PASSWORD_FILE=" + pwFile},
-		"no username":                   {"MVREPAIR_KAFKA_BROKERS=k:1", "MVREPAIR_KAFKA_SASL_MECHANISM=SCRAM-SHA-512", config.PasswordEnv + "=" + secret},
-		"SASL on the embedded broker":   {"MVREPAIR_KAFKA_SASL_MECHANISM=SCRAM-SHA-512", "MVREPAIR_KAFKA_SASL_USERNAME=u", config.PasswordEnv + "=" + secret},
-		"bad mechanism":                 {"MVREPAIR_KAFKA_BROKERS=k:1", "MVREPAIR_KAFKA_SASL_MECHANISM=" + "X", "MVREPAIR_KAFKA_SASL_USERNAME=u", config.PasswordEnv + "=" + secret},
-		"other keys wrong":              {"MVREPAIR_KAFKA_BROKERS=k:1", "MVREPAIR_KAFKA_SASL_MECHANISM=PLAIN", "MVREPAIR_KAFKA_SASL_USERNAME=u", config.PasswordEnv + "=" + secret, "MVREPAIR_BATCH_MAX_EVENTS=0", "MVREPAIR_KAFKA_PARTITIONS=x"},
-		"TLS files wrong":               {"MVREPAIR_KAFKA_BROKERS=k:1", "MVREPAIR_KAFKA_TLS_ENABLED=true", "MVREPAIR_KAFKA_TLS_CERT_FILE=" + pki.Cert, "MVREPAIR_KAFKA_TLS_KEY_FILE=" + pki.OtherKey, "MVREPAIR_KAFKA_SASL_MECHANISM=PLAIN", "MVREPAIR_KAFKA_SASL_USERNAME=u", config.PasswordEnv + "=" + secret},
-		"password file as CA":           {"MVREPAIR_KAFKA_BROKERS=k:1", "MVREPAIR_KAFKA_TLS_ENABLED=true", "MVREPAIR_KAFKA_TLS_CA_FILE=" + pwFile},
-		"password file as key":          {"MVREPAIR_KAFKA_BROKERS=k:1", "MVREPAIR_KAFKA_TLS_ENABLED=true", "MVREPAIR_KAFKA_TLS_CERT_FILE=" + pki.Cert, "MVREPAIR_KAFKA_TLS_KEY_FILE=" + pwFile},
+		"password and file":            {"MVREPAIR_KAFKA_BROKERS=k:1", "MVREPAIR_KAFKA_SASL_MECHANISM=PLAIN", "MVREPAIR_KAFKA_SASL_USERNAME=u", config.PasswordEnv + "=" + secret, "MVREPAIR_KAFKA_SASL_PASSWORD_FILE=" + pwFile},
+		"no username":                  {"MVREPAIR_KAFKA_BROKERS=k:1", "MVREPAIR_KAFKA_SASL_MECHANISM=SCRAM-SHA-512", config.PasswordEnv + "=" + secret},
+		"SASL on the embedded broker":  {"MVREPAIR_KAFKA_SASL_MECHANISM=SCRAM-SHA-512", "MVREPAIR_KAFKA_SASL_USERNAME=u", config.PasswordEnv + "=" + secret},
+		"bad mechanism":                {"MVREPAIR_KAFKA_BROKERS=k:1", "MVREPAIR_KAFKA_SASL_MECHANISM=" + "X", "MVREPAIR_KAFKA_SASL_USERNAME=u", config.PasswordEnv + "=" + secret},
+		"other keys wrong":             {"MVREPAIR_KAFKA_BROKERS=k:1", "MVREPAIR_KAFKA_SASL_MECHANISM=PLAIN", "MVREPAIR_KAFKA_SASL_USERNAME=u", config.PasswordEnv + "=" + secret, "MVREPAIR_BATCH_MAX_EVENTS=0", "MVREPAIR_KAFKA_PARTITIONS=x"},
+		"TLS files wrong":              {"MVREPAIR_KAFKA_BROKERS=k:1", "MVREPAIR_KAFKA_TLS_ENABLED=true", "MVREPAIR_KAFKA_TLS_CERT_FILE=" + pki.Cert, "MVREPAIR_KAFKA_TLS_KEY_FILE=" + pki.OtherKey, "MVREPAIR_KAFKA_SASL_MECHANISM=PLAIN", "MVREPAIR_KAFKA_SASL_USERNAME=u", config.PasswordEnv + "=" + secret},
+		"password file as CA":          {"MVREPAIR_KAFKA_BROKERS=k:1", "MVREPAIR_KAFKA_TLS_ENABLED=true", "MVREPAIR_KAFKA_TLS_CA_FILE=" + pwFile},
+		"password file as key":         {"MVREPAIR_KAFKA_BROKERS=k:1", "MVREPAIR_KAFKA_TLS_ENABLED=true", "MVREPAIR_KAFKA_TLS_CERT_FILE=" + pki.Cert, "MVREPAIR_KAFKA_TLS_KEY_FILE=" + pwFile},
 	}
 	files := map[string]string{
 		"password as a list":    "kafka:\n  sasl:\n    password: [" + secret + "]\n",
