@@ -393,9 +393,11 @@ func TestSecret_never_shows_in_load_errors(t *testing.T) {
 		"password file as key":         {"MVREPAIR_KAFKA_BROKERS=k:1", "MVREPAIR_KAFKA_TLS_ENABLED=true", "MVREPAIR_KAFKA_TLS_CERT_FILE=" + pki.Cert, "MVREPAIR_KAFKA_TLS_KEY_FILE=" + pwFile},
 	}
 	files := map[string]string{
-		"password as a list":    "kafka:\n  sasl:\n    password: [" + secret + "]\n",
-		"password as a mapping": "kafka:\n  sasl:\n    password:\n      value: " + secret + "\n",
-		"password in a typo":    "kafka:\n  sasl:\n    pasword: " + secret + "\n",
+		"password YAML reads as a date":   "kafka:\n  brokers: k:1\n  sasl:\n    mechanism: PLAIN\n    username: u\n    password: 2031-02-03\n",
+		"password YAML reads as a number": "kafka:\n  brokers: k:1\n  sasl:\n    mechanism: PLAIN\n    username: u\n    password: 0x1F\n",
+		"password as a list":              "kafka:\n  sasl:\n    password: [" + secret + "]\n",
+		"password as a mapping":           "kafka:\n  sasl:\n    password:\n      value: " + secret + "\n",
+		"password in a typo":              "kafka:\n  sasl:\n    pasword: " + secret + "\n",
 	}
 	for name, env := range envs {
 		t.Run(name, func(t *testing.T) {
@@ -414,10 +416,22 @@ func TestSecret_never_shows_in_load_errors(t *testing.T) {
 			if err == nil {
 				t.Fatal("Load succeeded")
 			}
-			if leaks(err.Error()) {
+			if leaks(err.Error()) || strings.Contains(err.Error(), "2031-02-03") || strings.Contains(err.Error(), "0x1F") {
 				t.Errorf("the error shows the password: %v", err)
 			}
 		})
+	}
+}
+
+func TestLoad_unquoted_YAML_password_that_is_not_a_string_is_refused_naming_the_key(t *testing.T) {
+	base := "kafka:\n  brokers: k:1\n  sasl:\n    mechanism: PLAIN\n    username: u\n    password: "
+	for _, v := range []string{"0x1F", "1e3", "12345", "true", "2031-02-03"} {
+		_, err := config.Load(writeFile(t, base+v+"\n"), nil)
+		wantErr(t, err, "config: kafka.sasl.password: must be a string: quote it")
+	}
+	cfg := mustLoad(t, writeFile(t, base+"\"0x1F\"\n"), nil)
+	if got := cfg.Kafka.SASL.Password.Reveal(); got != "0x1F" {
+		t.Errorf("quoted password = %q, want 0x1F as written", got)
 	}
 }
 
