@@ -20,6 +20,17 @@
 #   MVREPAIR_KAFKA_TOPICS_CATALOG          default mv-catalog
 #   MVREPAIR_KAFKA_TOPICS_EDIT_LOG         default mv-edit-log
 #   MVREPAIR_KAFKA_TOPICS_DLQ              default mv-repair-dlq
+# and, for a secured cluster, the consumer's connection settings, turned into
+# a Java client properties file passed as --command-config:
+#   MVREPAIR_KAFKA_TLS_ENABLED             true: SSL or SASL_SSL
+#   MVREPAIR_KAFKA_TLS_CA_FILE             PEM truststore (else the JVM's CAs)
+#   MVREPAIR_KAFKA_TLS_CERT_FILE, MVREPAIR_KAFKA_TLS_KEY_FILE
+#                                          client certificate (mTLS)
+#   MVREPAIR_KAFKA_SASL_MECHANISM          none (default), PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+#   MVREPAIR_KAFKA_SASL_USERNAME
+#   MVREPAIR_KAFKA_SASL_PASSWORD_FILE      (or MVREPAIR_KAFKA_SASL_PASSWORD)
+# (MVREPAIR_KAFKA_TLS_INSECURE_SKIP_VERIFY is refused: the Java tool cannot
+# skip verification; MVREPAIR_KAFKA_TLS_SERVER_NAME is not used.)
 #   TOPICS_CMD       kafka-topics.sh to run (default /opt/kafka/bin/kafka-topics.sh)
 #   TOPICS_ATTEMPTS  tries per kafka-topics.sh call (default 5)
 #   TOPICS_RETRY_SECONDS  pause between tries (default 3)
@@ -48,6 +59,83 @@ case $brokers in
 embedded) die "MVREPAIR_KAFKA_BROKERS=embedded: there is no broker to create topics on" ;;
 esac
 
+# ---- connection security: a --command-config file for kafka-topics.sh ----
+tls=$(printf '%s' "${MVREPAIR_KAFKA_TLS_ENABLED:-false}" | tr 'A-Z' 'a-z')
+mechanism=${MVREPAIR_KAFKA_SASL_MECHANISM:-none}
+case $tls in
+true | 1 | t) tls=true ;;
+false | 0 | f | '') tls=false ;;
+*) die "MVREPAIR_KAFKA_TLS_ENABLED=$tls: want true or false" ;;
+esac
+case $mechanism in
+none | PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512) ;;
+*) die "MVREPAIR_KAFKA_SASL_MECHANISM=$mechanism: want none, PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512" ;;
+esac
+case $(printf '%s' "${MVREPAIR_KAFKA_TLS_INSECURE_SKIP_VERIFY:-false}" | tr 'A-Z' 'a-z') in
+true | 1 | t) die "MVREPAIR_KAFKA_TLS_INSECURE_SKIP_VERIFY is not supported by topic-init; give it the CA (MVREPAIR_KAFKA_TLS_CA_FILE)" ;;
+esac
+
+# pem_value FILE: the file as one properties value (newlines as \n).
+pem_value() {
+	awk '{ printf "%s\\n", $0 }' "$1"
+}
+
+# props_escape: escape stdin for a Java properties value.
+props_escape() { sed 's/\\/\\\\/g'; }
+
+command_config=
+if [ "$tls" = true ] || [ "$mechanism" != none ]; then
+	command_config=$(mktemp "${TMPDIR:-/tmp}/topic-init.XXXXXX")
+	trap 'rm -f "$command_config"' EXIT
+	trap 'exit 1' HUP INT TERM
+	chmod 600 "$command_config"
+	if [ "$tls" = true ]; then
+		protocol=SSL
+		[ "$mechanism" != none ] && protocol=SASL_SSL
+	else
+		protocol=SASL_PLAINTEXT
+	fi
+	{
+		printf '%s\n' "security.protocol=$protocol"
+		if [ "$tls" = true ] && [ -n "${MVREPAIR_KAFKA_TLS_CA_FILE:-}" ]; then
+			[ -r "$MVREPAIR_KAFKA_TLS_CA_FILE" ] || die "cannot read MVREPAIR_KAFKA_TLS_CA_FILE $MVREPAIR_KAFKA_TLS_CA_FILE"
+			printf '%s\n' "ssl.truststore.type=PEM"
+			printf '%s\n' "ssl.truststore.location=$MVREPAIR_KAFKA_TLS_CA_FILE"
+		fi
+		if [ "$tls" = true ] && [ -n "${MVREPAIR_KAFKA_TLS_CERT_FILE:-}${MVREPAIR_KAFKA_TLS_KEY_FILE:-}" ]; then
+			[ -n "${MVREPAIR_KAFKA_TLS_CERT_FILE:-}" ] && [ -n "${MVREPAIR_KAFKA_TLS_KEY_FILE:-}" ] ||
+				die "set both MVREPAIR_KAFKA_TLS_CERT_FILE and MVREPAIR_KAFKA_TLS_KEY_FILE"
+			for f in "$MVREPAIR_KAFKA_TLS_CERT_FILE" "$MVREPAIR_KAFKA_TLS_KEY_FILE"; do
+				[ -r "$f" ] || die "cannot read $f"
+			done
+			printf '%s\n' "ssl.keystore.type=PEM"
+			printf '%s\n' "ssl.keystore.certificate.chain=$(pem_value "$MVREPAIR_KAFKA_TLS_CERT_FILE")"
+			printf '%s\n' "ssl.keystore.key=$(pem_value "$MVREPAIR_KAFKA_TLS_KEY_FILE")"
+		fi
+		if [ "$mechanism" != none ]; then
+			user=${MVREPAIR_KAFKA_SASL_USERNAME:-}
+			[ -n "$user" ] || die "MVREPAIR_KAFKA_SASL_USERNAME is not set"
+			if [ -n "${MVREPAIR_KAFKA_SASL_PASSWORD_FILE:-}" ]; then
+				[ -r "$MVREPAIR_KAFKA_SASL_PASSWORD_FILE" ] || die "cannot read MVREPAIR_KAFKA_SASL_PASSWORD_FILE $MVREPAIR_KAFKA_SASL_PASSWORD_FILE"
+				password=$(cat "$MVREPAIR_KAFKA_SASL_PASSWORD_FILE")
+			else
+				password=${MVREPAIR_KAFKA_SASL_PASSWORD:-}
+			fi
+			[ -n "$password" ] || die "no SASL password (MVREPAIR_KAFKA_SASL_PASSWORD_FILE or MVREPAIR_KAFKA_SASL_PASSWORD)"
+			case $mechanism in
+			PLAIN) module=org.apache.kafka.common.security.plain.PlainLoginModule ;;
+			*) module=org.apache.kafka.common.security.scram.ScramLoginModule ;;
+			esac
+			# JAAS quoting (\ and "), then properties escaping (\).
+			jaas_user=$(printf '%s' "$user" | sed 's/[\\"]/\\&/g')
+			jaas_password=$(printf '%s' "$password" | sed 's/[\\"]/\\&/g')
+			printf '%s\n' "sasl.mechanism=$mechanism"
+			printf '%s\n' "sasl.jaas.config=$module required username=\"$jaas_user\" password=\"$jaas_password\";" | props_escape
+		fi
+	} >"$command_config"
+	log "connecting with security.protocol=$protocol (SASL mechanism $mechanism)"
+fi
+
 # retry CMD...: run CMD up to $attempts times (the broker may still be
 # electing its controller right after it reports healthy).
 retry() {
@@ -68,7 +156,7 @@ create() {
 	parts=$2
 	shift 2
 	log "creating $name (partitions=$parts, replication-factor=$replication_factor${*:+, $*}) if it does not exist"
-	retry "$topics_cmd" --bootstrap-server "$brokers" --create --if-not-exists \
+	retry "$topics_cmd" --bootstrap-server "$brokers" ${command_config:+--command-config "$command_config"} --create --if-not-exists \
 		--topic "$name" --partitions "$parts" --replication-factor "$replication_factor" "$@" ||
 		die "could not create topic $name"
 }
@@ -80,7 +168,7 @@ create "$dlq" "$partitions"
 
 # An edit log created earlier with several partitions would have no total
 # order; the consumer refuses it, so fail here, where it is clearer.
-description=$(retry "$topics_cmd" --bootstrap-server "$brokers" --describe --topic "$edit_log") ||
+description=$(retry "$topics_cmd" --bootstrap-server "$brokers" ${command_config:+--command-config "$command_config"} --describe --topic "$edit_log") ||
 	die "could not describe topic $edit_log"
 count=$(printf '%s\n' "$description" | sed -n 's/.*PartitionCount:[[:space:]]*\([0-9][0-9]*\).*/\1/p' | head -n 1)
 if [ "$count" != 1 ]; then

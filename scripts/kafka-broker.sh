@@ -7,7 +7,9 @@
 #
 # Usage:
 #   scripts/kafka-broker.sh start [--version V] [--port P] [--controller-port C]
-#                                 [--set KEY=VALUE]...
+#                                 [--security plaintext|sasl_ssl|ssl]
+#                                 [--internal-port I] [--tls-dir DIR]
+#                                 [--sasl-user NAME] [--set KEY=VALUE]...
 #   scripts/kafka-broker.sh stop
 #   scripts/kafka-broker.sh status
 #   scripts/kafka-broker.sh versions
@@ -25,12 +27,33 @@
 #   --version V   Kafka version (default: $MVREPAIR_KAFKA_VERSION, else 4.4.0).
 #                 "latest" / "latest-4" = newest 4.x, "latest-3.9" = newest
 #                 3.9.x on Maven Central (needs network).
-#   --port P      PLAINTEXT listener port on 127.0.0.1
+#   --port P      client listener port on 127.0.0.1 (PLAINTEXT unless --security)
 #                 (default: $MVREPAIR_KAFKA_PORT, else $PORT, else 19092).
 #   --controller-port C
 #                 CONTROLLER listener port on 127.0.0.1
 #                 (default: $MVREPAIR_KAFKA_CONTROLLER_PORT, else P+1).
 #   --set K=V     extra server.properties line (repeatable, wins over defaults).
+#   --security S  protocol of the client listener on P (default plaintext):
+#                   plaintext  PLAINTEXT, no authentication.
+#                   sasl_ssl   SASL_SSL: TLS with the certificate of
+#                              deploy/gen-certs.sh, SASL SCRAM-SHA-512 (also
+#                              SCRAM-SHA-256 and PLAIN) for user NAME, whose
+#                              credentials are created with Kafka's own
+#                              `kafka-storage format --add-scram`.
+#                   ssl        SSL with client certificates required (mTLS).
+#                 A secured broker keeps a PLAINTEXT listener on
+#                 127.0.0.1:I for itself (inter-broker traffic, readiness
+#                 probes); clients are told only about P. start then prints
+#                 the client settings (MVREPAIR_* lines, also written to
+#                 $KDIR/client.env), writes $KDIR/test.env (the KAFKA_* test
+#                 variables, see .ci/run) and $KDIR/client.properties (for
+#                 Kafka's Java tools, --command-config).
+#   --internal-port I  the PLAINTEXT listener of a secured broker
+#                 (default P+2).
+#   --tls-dir DIR certificates and secrets of a secured broker, made or
+#                 reused by deploy/gen-certs.sh (default $KDIR/tls, new on
+#                 every start; the SASL password is DIR/sasl.password).
+#   --sasl-user NAME  SASL user created at format time (default mvrepair).
 #
 # Environment:
 #   MVREPAIR_CACHE          cache root (default ~/.cache/mvrepair); jars go to
@@ -63,6 +86,8 @@ LOG4J2_FALLBACK=2.24.3   # log4j2 shipped with Kafka 4.0 (used if the pom has no
 RELOAD4J_VERSION=1.2.25  # log4j 1.x backend shipped with Kafka 3.9
 MARKER=".mvrepair-kafka"      # marks KDIR as ours (safe to wipe)
 PID_FILE="$KDIR/kafka.pid"
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+GEN_CERTS="$SCRIPT_DIR/../deploy/gen-certs.sh"
 STATE_FILE="$KDIR/broker.state"
 JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
 
@@ -333,6 +358,15 @@ prepare_dir() {
   : >"$KDIR/$MARKER"
 }
 
+# Security settings of the broker being started (see cmd_start).
+SECURITY=plaintext   # plaintext | sasl_ssl | ssl
+IPORT=               # PLAINTEXT listener of a secured broker
+TLS_DIR=             # gen-certs.sh output of a secured broker
+SASL_USER=mvrepair
+
+# The client listener's name and protocol (the same word, upper-cased).
+client_listener() { tr '[:lower:]' '[:upper:]' <<<"$SECURITY"; }
+
 write_server_properties() { # $1 = major version, $2 = port, $3 = controller port, $4.. = overrides
   local major=$1 port=$2 cport=$3
   shift 3
@@ -345,11 +379,41 @@ write_server_properties() { # $1 = major version, $2 = port, $3 = controller por
     else
       echo "controller.quorum.voters=1@127.0.0.1:$cport"
     fi
-    echo "listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport"
-    echo "advertised.listeners=PLAINTEXT://127.0.0.1:$port"
-    echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    if [[ $SECURITY == plaintext ]]; then
+      echo "listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport"
+      echo "advertised.listeners=PLAINTEXT://127.0.0.1:$port"
+      echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+      echo "inter.broker.listener.name=PLAINTEXT"
+    else
+      # Clients get only the secured listener in metadata (they connected to
+      # it); the broker talks to itself over INTERNAL, on loopback.
+      local l
+      l=$(client_listener)
+      echo "listeners=$l://127.0.0.1:$port,INTERNAL://127.0.0.1:$IPORT,CONTROLLER://127.0.0.1:$cport"
+      echo "advertised.listeners=$l://127.0.0.1:$port,INTERNAL://127.0.0.1:$IPORT"
+      echo "listener.security.protocol.map=$l:$l,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT"
+      echo "inter.broker.listener.name=INTERNAL"
+      local ks_pw
+      ks_pw=$(<"$TLS_DIR/keystore.password")
+      echo "ssl.keystore.type=PKCS12"
+      echo "ssl.keystore.location=$TLS_DIR/broker.keystore.p12"
+      echo "ssl.keystore.password=$ks_pw"
+      echo "ssl.key.password=$ks_pw"
+      echo "ssl.truststore.type=PKCS12"
+      echo "ssl.truststore.location=$TLS_DIR/broker.truststore.p12"
+      echo "ssl.truststore.password=$ks_pw"
+      if [[ $SECURITY == ssl ]]; then
+        echo "listener.name.ssl.ssl.client.auth=required"
+      else
+        local pw lname=${l,,}
+        pw=$(<"$TLS_DIR/sasl.password")
+        echo "sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256,PLAIN"
+        echo "listener.name.$lname.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        echo "listener.name.$lname.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        echo "listener.name.$lname.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$SASL_USER=\"$pw\";"
+      fi
+    fi
     echo "controller.listener.names=CONTROLLER"
-    echo "inter.broker.listener.name=PLAINTEXT"
     echo "log.dirs=$KDIR/data"
     echo "num.partitions=1"
     echo "default.replication.factor=1"
@@ -417,6 +481,7 @@ cmd_start() {
   local version="${MVREPAIR_KAFKA_VERSION:-$DEFAULT_VERSION}"
   local port="${MVREPAIR_KAFKA_PORT:-${PORT:-19092}}"
   local cport="${MVREPAIR_KAFKA_CONTROLLER_PORT:-}"
+  local tls_dir=""
   local -a overrides=()
   while (( $# )); do
     case "$1" in
@@ -428,6 +493,14 @@ cmd_start() {
       --controller-port=*) cport=${1#*=}; shift ;;
       --set) [[ $# -ge 2 && $2 == *=* ]] || die "--set needs KEY=VALUE"; overrides+=("$2"); shift 2 ;;
       --set=*) overrides+=("${1#*=}"); shift ;;
+      --security) [[ $# -ge 2 ]] || die "--security needs a value"; SECURITY=$2; shift 2 ;;
+      --security=*) SECURITY=${1#*=}; shift ;;
+      --internal-port) [[ $# -ge 2 ]] || die "--internal-port needs a value"; IPORT=$2; shift 2 ;;
+      --internal-port=*) IPORT=${1#*=}; shift ;;
+      --tls-dir) [[ $# -ge 2 ]] || die "--tls-dir needs a value"; tls_dir=$2; shift 2 ;;
+      --tls-dir=*) tls_dir=${1#*=}; shift ;;
+      --sasl-user) [[ $# -ge 2 ]] || die "--sasl-user needs a value"; SASL_USER=$2; shift 2 ;;
+      --sasl-user=*) SASL_USER=${1#*=}; shift ;;
       -h|--help) usage; exit 0 ;;
       *) die "unknown start option: $1" ;;
     esac
@@ -439,6 +512,21 @@ cmd_start() {
   if ! [[ $cport =~ ^[0-9]+$ ]] || (( cport < 1 || cport > 65535 || cport == port )); then
     die "bad controller port: $cport"
   fi
+  SECURITY=${SECURITY,,}
+  case $SECURITY in
+    plaintext) IPORT="" ;;
+    sasl_ssl|ssl)
+      IPORT=${IPORT:-$((port + 2))}
+      if ! [[ $IPORT =~ ^[0-9]+$ ]] || (( IPORT < 1 || IPORT > 65535 || IPORT == port || IPORT == cport )); then
+        die "bad internal port: $IPORT"
+      fi
+      [[ $SASL_USER =~ ^[A-Za-z0-9._-]+$ ]] || die "bad SASL user name: $SASL_USER (want [A-Za-z0-9._-])"
+      [[ -x $GEN_CERTS ]] || die "$GEN_CERTS not found (needed for --security $SECURITY)"
+      ;;
+    *) die "bad --security: $SECURITY (want plaintext, sasl_ssl or ssl)" ;;
+  esac
+  # the port that answers plain Kafka requests (readiness probes)
+  local probe_port=${IPORT:-$port}
   version=$(resolve_version_alias "$version")
   [[ $version =~ ^[0-9]+\.[0-9]+\.[0-9]+([.-][A-Za-z0-9.-]+)?$ ]] || die "bad version: $version"
   local major=${version%%.*} minor=${version#*.}
@@ -447,11 +535,12 @@ cmd_start() {
 
   local pid
   if pid=$(running_pid); then
-    if [[ $(state_get version) == "$version" && $(state_get port) == "$port" ]]; then
+    if [[ $(state_get version) == "$version" && $(state_get port) == "$port" && $(state_get security) == "$SECURITY" ]]; then
       echo "kafka broker $version listening on 127.0.0.1:$port (already running, pid $pid)"
+      [[ $SECURITY == plaintext ]] || print_client_settings
       return 0
     fi
-    die "a broker is already running (pid $pid, $(state_get version) on port $(state_get port)); run '$0 stop' first"
+    die "a broker is already running (pid $pid, $(state_get version) on port $(state_get port), $(state_get security)); run '$0 stop' first"
   fi
 
   command -v "$JAVA" >/dev/null 2>&1 || die "java not found"
@@ -468,16 +557,36 @@ cmd_start() {
 
   port_in_use "$port" && die "127.0.0.1:$port is already in use"
   port_in_use "$cport" && die "127.0.0.1:$cport (controller) is already in use"
+  [[ -n $IPORT ]] && port_in_use "$IPORT" && die "127.0.0.1:$IPORT (internal listener) is already in use"
 
   prepare_dir
-  write_server_properties "$major" "$port" "$cport" ${overrides[@]+"${overrides[@]}"}
+  if [[ $SECURITY != plaintext ]]; then
+    TLS_DIR=${tls_dir:-$KDIR/tls}
+    if ! "$GEN_CERTS" "$TLS_DIR" 2>"$KDIR/logs/gen-certs.log"; then
+      show_failure_logs "$KDIR/logs/gen-certs.log"
+      die "deploy/gen-certs.sh failed"
+    fi
+    TLS_DIR=$(cd "$TLS_DIR" && pwd)
+    [[ -s $TLS_DIR/broker.truststore.p12 ]] || die "$TLS_DIR/broker.truststore.p12 missing (needs keytool or openssl 3.2+)"
+  fi
+  (umask 077; write_server_properties "$major" "$port" "$cport" ${overrides[@]+"${overrides[@]}"})
   write_log_config "$major"
-  printf 'version=%s\nport=%s\ncontroller_port=%s\nlibs=%s\n' "$version" "$port" "$cport" "$libs" >"$STATE_FILE"
+  printf 'version=%s\nport=%s\ncontroller_port=%s\nlibs=%s\nsecurity=%s\nprobe_port=%s\ntls_dir=%s\nsasl_user=%s\n' \
+    "$version" "$port" "$cport" "$libs" "$SECURITY" "$probe_port" "$TLS_DIR" "$SASL_USER" >"$STATE_FILE"
 
   local cluster_id
   cluster_id=$(random_cluster_id)
   local -a fmt=(format -t "$cluster_id" -c "$KDIR/server.properties")
   (( major >= 4 )) && fmt+=(--standalone)
+  if [[ $SECURITY == sasl_ssl ]]; then
+    # SCRAM credentials go into the bootstrap metadata (KIP-900, Kafka 3.5+):
+    # the user exists before the first client connects. The password is on
+    # this short-lived command line only (the log below does not show it).
+    local pw
+    pw=$(<"$TLS_DIR/sasl.password")
+    fmt+=(--add-scram "SCRAM-SHA-512=[name=$SASL_USER,password=$pw]"
+          --add-scram "SCRAM-SHA-256=[name=$SASL_USER,password=$pw]")
+  fi
   log "formatting $KDIR/data (cluster id $cluster_id) with $tool"
   local -a fmt_jvm=(-Xmx256m -XX:TieredStopAtLevel=1)
   local o
@@ -521,10 +630,13 @@ cmd_start() {
         "$KDIR/logs/server.log" "$KDIR/kafka.out" 2>/dev/null; then
       started=1
     fi
-    if (( started == 1 )) && kafka_probe "$port"; then
+    if (( started == 1 )) && kafka_probe "$probe_port"; then
       started=2
     fi
-    if (( started == 2 )) && group_coordinator_ready "$port"; then
+    if (( started == 2 )) && group_coordinator_ready "$probe_port"; then
+      started=3
+    fi
+    if (( started == 3 )) && { [[ $SECURITY == plaintext ]] || tls_probe "$port"; }; then
       break
     fi
     if (( SECONDS >= deadline )); then
@@ -537,7 +649,80 @@ cmd_start() {
   done
   t1=$(date +%s.%N)
   log "ready in $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}')s (pid $pid, logs in $KDIR/logs)"
-  echo "kafka broker $version listening on 127.0.0.1:$port"
+  if [[ $SECURITY == plaintext ]]; then
+    echo "kafka broker $version listening on 127.0.0.1:$port"
+  else
+    echo "kafka broker $version listening on 127.0.0.1:$port ($(client_listener))"
+    write_client_files "$port"
+    print_client_settings
+  fi
+}
+
+# tls_probe PORT: a TLS handshake with the broker's listener verifies against
+# the CA (and, for --security ssl, presents the client certificate).
+tls_probe() { # $1 = port
+  command -v openssl >/dev/null 2>&1 || return 0
+  local -a a=(-connect "127.0.0.1:$1" -CAfile "$TLS_DIR/ca.pem" -verify_return_error -verify_ip 127.0.0.1)
+  [[ $SECURITY == ssl ]] && a+=(-cert "$TLS_DIR/client.pem" -key "$TLS_DIR/client.key")
+  timeout 10 openssl s_client "${a[@]}" </dev/null >/dev/null 2>&1
+}
+
+# write_client_files PORT: the settings a client of the secured listener
+# needs, as MVREPAIR_* variables (client.env), as the KAFKA_* variables the
+# integration tests read (test.env, with the password: mode 0600), and as a
+# Java client properties file (client.properties, also 0600).
+write_client_files() { # $1 = port
+  local port=$1 proto pw=""
+  proto=$(client_listener)
+  [[ $SECURITY == sasl_ssl ]] && pw=$(<"$TLS_DIR/sasl.password")
+  {
+    echo "MVREPAIR_KAFKA_BROKERS=127.0.0.1:$port"
+    echo "MVREPAIR_KAFKA_TLS_ENABLED=true"
+    echo "MVREPAIR_KAFKA_TLS_CA_FILE=$TLS_DIR/ca.pem"
+    if [[ $SECURITY == ssl ]]; then
+      echo "MVREPAIR_KAFKA_TLS_CERT_FILE=$TLS_DIR/client.pem"
+      echo "MVREPAIR_KAFKA_TLS_KEY_FILE=$TLS_DIR/client.key"
+    else
+      echo "MVREPAIR_KAFKA_SASL_MECHANISM=SCRAM-SHA-512"
+      echo "MVREPAIR_KAFKA_SASL_USERNAME=$SASL_USER"
+      echo "MVREPAIR_KAFKA_SASL_PASSWORD_FILE=$TLS_DIR/sasl.password"
+    fi
+  } >"$KDIR/client.env"
+  (
+    umask 077
+    {
+      echo "KAFKA_BROKERS=127.0.0.1:$port"
+      echo "KAFKA_SECURITY_PROTOCOL=$proto"
+      echo "KAFKA_TLS_CA_FILE=$TLS_DIR/ca.pem"
+      if [[ $SECURITY == ssl ]]; then
+        echo "KAFKA_TLS_CERT_FILE=$TLS_DIR/client.pem"
+        echo "KAFKA_TLS_KEY_FILE=$TLS_DIR/client.key"
+      else
+        echo "KAFKA_SASL_MECHANISM=SCRAM-SHA-512"
+        echo "KAFKA_SASL_USERNAME=$SASL_USER"
+        echo "KAFKA_SASL_PASSWORD=$pw"
+      fi
+    } >"$KDIR/test.env"
+    {
+      echo "bootstrap.servers=127.0.0.1:$port"
+      echo "security.protocol=$proto"
+      echo "ssl.truststore.type=PEM"
+      echo "ssl.truststore.location=$TLS_DIR/ca.pem"
+      if [[ $SECURITY == ssl ]]; then
+        echo "ssl.keystore.type=PKCS12"
+        echo "ssl.keystore.location=$TLS_DIR/client.keystore.p12"
+        echo "ssl.keystore.password=$(<"$TLS_DIR/keystore.password")"
+      else
+        echo "sasl.mechanism=SCRAM-SHA-512"
+        echo "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"$SASL_USER\" password=\"$pw\";"
+      fi
+    } >"$KDIR/client.properties"
+  )
+}
+
+print_client_settings() {
+  echo "client settings (also in $KDIR/client.env; KAFKA_* test variables in $KDIR/test.env):"
+  sed 's/^/  /' "$KDIR/client.env"
 }
 
 stop_pid() { # $1 = pid
@@ -574,9 +759,12 @@ cmd_status() {
   local pid
   if pid=$(running_pid); then
     local port
+    local pport sec
     port=$(state_get port)
-    if kafka_probe "$port"; then
-      echo "kafka broker $(state_get version) running (pid $pid) on 127.0.0.1:$port"
+    pport=$(state_get probe_port) || true
+    sec=$(state_get security) || true
+    if kafka_probe "${pport:-$port}"; then
+      echo "kafka broker $(state_get version) running (pid $pid) on 127.0.0.1:$port (${sec:-plaintext})"
       return 0
     fi
     echo "kafka broker $(state_get version) process running (pid $pid) but 127.0.0.1:$port does not answer"

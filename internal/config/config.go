@@ -65,6 +65,8 @@ type State struct {
 type Kafka struct {
 	Brokers            string        `key:"brokers" list:"true" help:"Comma-separated bootstrap brokers (host:port), or \"embedded\" for an in-process broker."`
 	EmbeddedAddr       string        `key:"embedded_addr" help:"Listen address (host:port) of the embedded broker when kafka.brokers is \"embedded\"."`
+	TLS                TLS           `key:"tls"`
+	SASL               SASL          `key:"sasl"`
 	ClientID           string        `key:"client_id" help:"Kafka client id sent with every request."`
 	GroupID            string        `key:"group_id" help:"Consumer group shared by the active instance and its hot standbys."`
 	InstanceName       string        `key:"instance_name" help:"This instance's name in the group, logs and metrics; empty means the hostname."`
@@ -79,8 +81,28 @@ type Kafka struct {
 	Topics             Topics        `key:"topics"`
 	EditLogRetentionMs int64         `key:"edit_log_retention_ms" help:"retention.ms of a created edit-log topic; -1 keeps the journal (checkpoints truncate it)."`
 	EditLogMaxBytes    int           `key:"edit_log_max_message_bytes" help:"max.message.bytes of a created edit-log topic: the largest journal record (an MV with 10k partitions must fit)."`
+	IsolationLevel     string        `key:"isolation_level" help:"How input topics are read: read_committed (records of aborted or open transactions are never applied) or read_uncommitted."`
 	Writer             Writer        `key:"writer"`
 	Reader             Reader        `key:"reader"`
+}
+
+// TLS configures TLS on the connections to the brokers (DESIGN.md §6). Every
+// key but enabled requires enabled: true.
+type TLS struct {
+	Enabled            bool   `key:"enabled" help:"Connect to the brokers over TLS (the SSL or SASL_SSL listener)."`
+	CAFile             string `key:"ca_file" help:"PEM file of the CA certificates the brokers' certificates must chain to; empty means the system roots."`
+	CertFile           string `key:"cert_file" help:"PEM client certificate for mutual TLS (mTLS); set together with kafka.tls.key_file."`
+	KeyFile            string `key:"key_file" help:"PEM private key of kafka.tls.cert_file (unencrypted; mount it from a secret)."`
+	ServerName         string `key:"server_name" help:"Name the brokers' certificates must carry; empty means the host of each broker address."`
+	InsecureSkipVerify bool   `key:"insecure_skip_verify" help:"Do not verify the brokers' certificates: anyone on the path can impersonate the broker. Tests only; logged as a warning."`
+}
+
+// SASL configures SASL authentication (DESIGN.md §6).
+type SASL struct {
+	Mechanism    string `key:"mechanism" help:"SASL mechanism: none|PLAIN|SCRAM-SHA-256|SCRAM-SHA-512."`
+	Username     string `key:"username" help:"SASL user name; required with a mechanism."`
+	Password     Secret `key:"password" help:"SASL password; never shown in logs, errors or dumps. Prefer kafka.sasl.password_file; set exactly one of the two."`
+	PasswordFile string `key:"password_file" help:"File holding the SASL password (one trailing newline is ignored), e.g. a mounted Kubernetes or compose secret."`
 }
 
 // Topics names the topics the service reads and writes.
@@ -152,6 +174,8 @@ func Default() Config {
 		Kafka: Kafka{
 			Brokers:           EmbeddedBrokers,
 			EmbeddedAddr:      "127.0.0.1:9092",
+			TLS:               TLS{Enabled: false, InsecureSkipVerify: false},
+			SASL:              SASL{Mechanism: SASLNone},
 			ClientID:          "mvrepair",
 			GroupID:           "mvrepair",
 			InstanceName:      "",
@@ -172,6 +196,7 @@ func Default() Config {
 			},
 			EditLogRetentionMs: -1,
 			EditLogMaxBytes:    16 << 20,
+			IsolationLevel:     IsolationReadCommitted,
 			Writer: Writer{
 				BatchTimeout: 2 * time.Millisecond,
 				BatchSize:    1000,
@@ -209,6 +234,33 @@ const (
 	// splits partitions across members).
 	BalancerRange = "range"
 )
+
+// The kafka.sasl.mechanism values.
+const (
+	// SASLNone turns SASL off.
+	SASLNone = "none"
+	// SASLPlain sends the password as it is: use it only over TLS.
+	SASLPlain = "PLAIN"
+	// SASLScramSHA256 is SCRAM (RFC 5802, RFC 7677) with SHA-256.
+	SASLScramSHA256 = "SCRAM-SHA-256"
+	// SASLScramSHA512 is SCRAM with SHA-512.
+	SASLScramSHA512 = "SCRAM-SHA-512"
+)
+
+// The kafka.isolation_level values.
+const (
+	// IsolationReadCommitted reads only records of committed transactions
+	// (and non-transactional ones), up to the last stable offset.
+	IsolationReadCommitted = "read_committed"
+	// IsolationReadUncommitted reads every record up to the high watermark,
+	// including those of aborted and still-open transactions.
+	IsolationReadUncommitted = "read_uncommitted"
+)
+
+// PasswordEnv is the environment variable of kafka.sasl.password. Since
+// every dump of a Config redacts the password, code that hands a Config to
+// a child process as JSON passes the password in this variable.
+const PasswordEnv = EnvPrefix + "KAFKA_SASL_PASSWORD"
 
 // Embedded reports whether kafka.brokers asks for the in-process broker.
 func (c *Config) Embedded() bool {

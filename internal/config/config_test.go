@@ -338,8 +338,8 @@ func TestInstanceName_defaults_to_the_hostname(t *testing.T) {
 
 func TestKeys_have_descriptions_and_unique_env_names(t *testing.T) {
 	keys := config.Keys()
-	if len(keys) != 45 {
-		t.Errorf("len(Keys()) = %d, want 45", len(keys))
+	if len(keys) != 56 {
+		t.Errorf("len(Keys()) = %d, want 56", len(keys))
 	}
 	seen := map[string]string{}
 	for _, k := range keys {
@@ -366,6 +366,11 @@ func TestKeys_defaults_are_spelled_as_in_config_yaml(t *testing.T) {
 		"retry.multiplier":            "2",
 		"http.addr":                   ":8080",
 		"dry_run":                     "false",
+		"kafka.tls.enabled":           "false",
+		"kafka.tls.ca_file":           "",
+		"kafka.sasl.mechanism":        "none",
+		"kafka.sasl.password":         "",
+		"kafka.isolation_level":       "read_committed",
 	}
 	for _, k := range config.Keys() {
 		if w, ok := want[k.Key]; ok && k.Default != w {

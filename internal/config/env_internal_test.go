@@ -1,13 +1,22 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 )
 
 // altValues holds a valid non-default value for every key, as an
-// environment variable would spell it.
-func altValues() map[string]string {
+// environment variable would spell it. The files it names exist (under a
+// temporary directory of t).
+func altValues(t *testing.T) map[string]string {
+	dir := t.TempDir()
+	pki := WriteTestPKI(t, dir)
+	pwFile := filepath.Join(dir, "password")
+	if err := os.WriteFile(pwFile, []byte("from-a-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	return map[string]string{
 		"log.level":                        "debug",
 		"log.format":                       "console",
@@ -54,12 +63,22 @@ func altValues() map[string]string {
 		"shutdown_timeout":                 "45s",
 		"metrics.lag_interval":             "3s",
 		"dry_run":                          "true",
+		"kafka.tls.enabled":                "true",
+		"kafka.tls.ca_file":                pki.CA,
+		"kafka.tls.cert_file":              pki.Cert,
+		"kafka.tls.key_file":               pki.Key,
+		"kafka.tls.server_name":            "kafka.internal",
+		"kafka.tls.insecure_skip_verify":   "true",
+		"kafka.sasl.mechanism":             "SCRAM-SHA-256",
+		"kafka.sasl.username":              "svc-mvrepair",
+		"kafka.sasl.password":              "s3cret",
+		"kafka.sasl.password_file":         pwFile,
+		"kafka.isolation_level":            "read_uncommitted",
 	}
 }
 
 func TestLoad_every_key_is_overridable_by_env_alone(t *testing.T) {
-	alt := altValues()
-	var env []string
+	alt := altValues(t)
 	for _, l := range leafFields() {
 		v, ok := alt[l.Key]
 		if !ok {
@@ -68,22 +87,36 @@ func TestLoad_every_key_is_overridable_by_env_alone(t *testing.T) {
 		if v == l.Default {
 			t.Fatalf("altValues[%s] equals the default", l.Key)
 		}
-		env = append(env, l.Env+"="+v)
 	}
 	if len(alt) != len(leafFields()) {
 		t.Fatalf("altValues has %d keys, Config %d", len(alt), len(leafFields()))
 	}
 
-	// No file at all: only defaults and the environment.
-	cfg, err := Load("", env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rv := reflect.ValueOf(cfg).Elem()
-	for _, l := range leafFields() {
-		if got := formatValue(rv.FieldByIndex(l.index)); got != alt[l.Key] {
-			t.Errorf("%s = %q after %s=%q", l.Key, got, l.Env, alt[l.Key])
-		}
+	// kafka.sasl.password and kafka.sasl.password_file exclude each other:
+	// each run leaves one of them out.
+	for _, left := range []string{"kafka.sasl.password_file", "kafka.sasl.password"} {
+		t.Run("without "+left, func(t *testing.T) {
+			var env []string
+			for _, l := range leafFields() {
+				if l.Key != left {
+					env = append(env, l.Env+"="+alt[l.Key])
+				}
+			}
+			// No file at all: only defaults and the environment.
+			cfg, err := Load("", env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rv := reflect.ValueOf(cfg).Elem()
+			for _, l := range leafFields() {
+				if l.Key == left {
+					continue
+				}
+				if got := formatValue(rv.FieldByIndex(l.index)); got != alt[l.Key] {
+					t.Errorf("%s = %q after %s=%q", l.Key, got, l.Env, alt[l.Key])
+				}
+			}
+		})
 	}
 }
 

@@ -71,6 +71,10 @@ func leafFields() []leaf {
 				continue
 			}
 			dv := def.FieldByIndex(idx)
+			defVal := dv.Interface()
+			if dv.Kind() == reflect.String {
+				defVal = dv.String() // a plain string for viper (Secret is a string type)
+			}
 			out = append(out, leaf{
 				KeyInfo: KeyInfo{
 					Key:         key,
@@ -81,7 +85,7 @@ func leafFields() []leaf {
 				index: idx,
 				typ:   f.Type,
 				list:  f.Tag.Get("list") == "true",
-				def:   dv.Interface(),
+				def:   defVal,
 			})
 		}
 	}

@@ -127,7 +127,15 @@ func LoadWithWarnings(path string, env []string) (*Config, []Warning, error) {
 	rv := reflect.ValueOf(cfg).Elem()
 	var errs []error
 	for i, l := range leaves {
-		val, err := convert(v.Get(l.Key), l.typ, l.list)
+		raw := v.Get(l.Key)
+		if _, isString := raw.(string); l.typ == reflect.TypeFor[Secret]() && !isString && raw != nil {
+			// YAML reads an unquoted 0x1F, 1e3 or 2024-01-01 as a number or
+			// a date: the secret would change, and the error would show it.
+			errs = append(errs, &KeyError{Key: l.Key, Err: fmt.Errorf(
+				"must be a string: quote it, or YAML reads it as a number, date or boolean and changes it (%s)", sources[i])})
+			continue
+		}
+		val, err := convert(raw, l.typ, l.list)
 		if err != nil {
 			errs = append(errs, &KeyError{Key: l.Key, Err: fmt.Errorf("%w (%s)", err, sources[i])})
 			continue

@@ -30,6 +30,7 @@ func (c *Config) Validate() error {
 
 	k := &c.Kafka
 	v.brokers(c)
+	v.validateSecurity(c)
 	if !validHostPort(k.EmbeddedAddr, 0) {
 		v.fail("kafka.embedded_addr", "must be host:port (got %q)", k.EmbeddedAddr)
 	}

@@ -474,35 +474,37 @@ func TestDockerfile_environment_state_volume_and_port_agree_with_the_config_and_
 		t.Errorf("the state dir %s is not created owned by the runtime user %q (COPY --chown)", cfg.State.Dir, f.user())
 	}
 
-	cf := loadCompose(t)
-	for _, name := range cf.consumerServices() {
-		c := loadConfig(t, name, cf.Services[name].env(t))
-		if c.State.Dir != cfg.State.Dir {
-			t.Errorf("service %s state dir %s differs from the image's VOLUME %s", name, c.State.Dir, cfg.State.Dir)
-		}
-		if c.HTTP.Addr != cfg.HTTP.Addr {
-			t.Errorf("service %s http addr %s differs from the image's %s", name, c.HTTP.Addr, cfg.HTTP.Addr)
+	for _, cf := range stacks(t) {
+		for _, name := range cf.consumerServices() {
+			c := loadConfig(t, cf.label+": "+name, cf.Services[name].env(t))
+			if c.State.Dir != cfg.State.Dir {
+				t.Errorf("%s: service %s state dir %s differs from the image's VOLUME %s", cf.label, name, c.State.Dir, cfg.State.Dir)
+			}
+			if c.HTTP.Addr != cfg.HTTP.Addr {
+				t.Errorf("%s: service %s http addr %s differs from the image's %s", cf.label, name, c.HTTP.Addr, cfg.HTTP.Addr)
+			}
 		}
 	}
 }
 
 func TestCompose_consumers_are_built_from_the_repository_Dockerfile(t *testing.T) {
-	cf := loadCompose(t)
-	root := moduleRoot(t)
-	for _, name := range cf.consumerServices() {
-		b := cf.Services[name].Build
-		ctx := filepath.Join(root, filepath.FromSlash(b.Context))
-		if ctx != root {
-			t.Errorf("service %s build context %q is not the module root", name, b.Context)
+	forEachStack(t, func(t *testing.T, cf *composeFile) {
+		root := moduleRoot(t)
+		for _, name := range cf.consumerServices() {
+			b := cf.Services[name].Build
+			ctx := filepath.Join(root, filepath.FromSlash(b.Context))
+			if ctx != root {
+				t.Errorf("service %s build context %q is not the module root", name, b.Context)
+			}
+			df := b.Dockerfile
+			if df == "" {
+				df = "Dockerfile"
+			}
+			if _, err := os.Stat(filepath.Join(ctx, df)); err != nil {
+				t.Errorf("service %s: %v", name, err)
+			}
 		}
-		df := b.Dockerfile
-		if df == "" {
-			df = "Dockerfile"
-		}
-		if _, err := os.Stat(filepath.Join(ctx, df)); err != nil {
-			t.Errorf("service %s: %v", name, err)
-		}
-	}
+	})
 }
 
 // dockerignore is a .dockerignore matcher (Docker's rules: patterns are

@@ -17,9 +17,16 @@ import (
 )
 
 // stubTopics stands in for kafka-topics.sh: it appends its arguments to
-// $STUB_LOG (one per line, then <end>), fails when $STUB_FAIL is set, and
-// answers --describe the way Kafka 3.9 does, with $STUB_PARTITIONS.
+// $STUB_LOG (one per line, then <end>), keeps a copy of a --command-config
+// file as $STUB_LOG.cc.<n>, fails when $STUB_FAIL is set, and answers
+// --describe the way Kafka 3.9 does, with $STUB_PARTITIONS.
 const stubTopics = `#!/bin/sh
+n=$(grep -c '^<end>$' "$STUB_LOG" 2>/dev/null || true)
+prev=
+for a in "$@"; do
+	[ "$prev" = --command-config ] && cp "$a" "$STUB_LOG.cc.${n:-0}"
+	prev=$a
+done
 { for a in "$@"; do printf '%s\n' "$a"; done; echo '<end>'; } >>"$STUB_LOG"
 if [ -n "${STUB_FAIL:-}" ]; then
 	echo "stub: broker unavailable" >&2
@@ -44,6 +51,7 @@ type topicsCall struct {
 	bootstrap, topic              string
 	partitions, replicationFactor int
 	configs                       map[string]string
+	commandConfig                 string // the content of the --command-config file
 }
 
 // runTopicInit runs the topic-init script as the container does (/bin/sh
@@ -80,7 +88,15 @@ func runTopicInit(t *testing.T, env map[string]string, stub ...string) (calls []
 	var args []string
 	for _, line := range strings.Split(string(raw), "\n") {
 		if line == "<end>" {
-			calls = append(calls, parseTopicsCall(t, args))
+			c := parseTopicsCall(t, args)
+			if c.commandConfig != "" {
+				cc, err := os.ReadFile(logPath + ".cc." + strconv.Itoa(len(calls)))
+				if err != nil {
+					t.Fatalf("the stub kept no copy of the --command-config file: %v", err)
+				}
+				c.commandConfig = string(cc)
+			}
+			calls = append(calls, c)
 			args = nil
 		} else if line != "" {
 			args = append(args, line)
@@ -115,6 +131,9 @@ func parseTopicsCall(t *testing.T, args []string) topicsCall {
 			c.ifNotExists = true
 		case "--bootstrap-server":
 			c.bootstrap = value(i)
+			i++
+		case "--command-config":
+			c.commandConfig = value(i) // the path; runTopicInit reads the copy
 			i++
 		case "--topic":
 			c.topic = value(i)
@@ -193,43 +212,45 @@ func sameSpec(c topicsCall, spec kafkaio.TopicSpec) bool {
 }
 
 func TestTopicInit_creates_exactly_the_topics_each_consumer_would_create_itself(t *testing.T) {
-	cf := loadCompose(t)
-	calls, stderr, err := runTopicInit(t, cf.service(t, topicInitService).env(t))
-	if err != nil {
-		t.Fatalf("topic-init: %v\n%s", err, stderr)
-	}
-	for _, name := range cf.consumerServices() {
-		t.Run(name, func(t *testing.T) {
-			checkCreates(t, calls, loadConfig(t, name, cf.Services[name].env(t)))
-		})
-	}
+	forEachStack(t, func(t *testing.T, cf *composeFile) {
+		calls, stderr, err := runTopicInit(t, cf.service(t, topicInitService).env(t))
+		if err != nil {
+			t.Fatalf("topic-init: %v\n%s", err, stderr)
+		}
+		for _, name := range cf.consumerServices() {
+			t.Run(name, func(t *testing.T) {
+				checkCreates(t, calls, loadConfig(t, name, cf.Services[name].env(t)))
+			})
+		}
+	})
 }
 
 func TestTopicInit_creates_the_edit_log_with_one_partition_kept_forever(t *testing.T) {
-	cf := loadCompose(t)
-	env := cf.service(t, topicInitService).env(t)
-	calls, stderr, err := runTopicInit(t, env)
-	if err != nil {
-		t.Fatalf("topic-init: %v\n%s", err, stderr)
-	}
-	editLog := loadConfig(t, topicInitService, env).Kafka.Topics.EditLog
-	c, ok := created(t, calls)[editLog]
-	if !ok {
-		t.Fatalf("topic-init does not create the edit log %s", editLog)
-	}
-	if c.partitions != 1 {
-		t.Errorf("edit log %s: %d partitions, want 1 (the journal is one total order)", editLog, c.partitions)
-	}
-	if c.configs["retention.ms"] != "-1" {
-		t.Errorf("edit log %s: retention.ms=%q, want -1 (keep the journal)", editLog, c.configs["retention.ms"])
-	}
-	described := false
-	for _, c := range calls {
-		described = described || (c.describe && c.topic == editLog)
-	}
-	if !described {
-		t.Error("topic-init does not check the partition count of an existing edit log")
-	}
+	forEachStack(t, func(t *testing.T, cf *composeFile) {
+		env := cf.service(t, topicInitService).env(t)
+		calls, stderr, err := runTopicInit(t, env)
+		if err != nil {
+			t.Fatalf("topic-init: %v\n%s", err, stderr)
+		}
+		editLog := loadConfig(t, topicInitService, env).Kafka.Topics.EditLog
+		c, ok := created(t, calls)[editLog]
+		if !ok {
+			t.Fatalf("topic-init does not create the edit log %s", editLog)
+		}
+		if c.partitions != 1 {
+			t.Errorf("edit log %s: %d partitions, want 1 (the journal is one total order)", editLog, c.partitions)
+		}
+		if c.configs["retention.ms"] != "-1" {
+			t.Errorf("edit log %s: retention.ms=%q, want -1 (keep the journal)", editLog, c.configs["retention.ms"])
+		}
+		described := false
+		for _, c := range calls {
+			described = described || (c.describe && c.topic == editLog)
+		}
+		if !described {
+			t.Error("topic-init does not check the partition count of an existing edit log")
+		}
+	})
 }
 
 func TestTopicInit_follows_the_consumer_settings_and_defaults(t *testing.T) {
@@ -259,25 +280,27 @@ func TestTopicInit_follows_the_consumer_settings_and_defaults(t *testing.T) {
 }
 
 func TestTopicInit_fails_when_an_existing_edit_log_has_several_partitions(t *testing.T) {
-	cf := loadCompose(t)
-	_, stderr, err := runTopicInit(t, cf.service(t, topicInitService).env(t), "STUB_PARTITIONS=6")
-	if err == nil {
-		t.Fatal("topic-init succeeded with a 6-partition edit log")
-	}
-	if !strings.Contains(stderr, "exactly 1") {
-		t.Errorf("stderr does not say why:\n%s", stderr)
-	}
+	forEachStack(t, func(t *testing.T, cf *composeFile) {
+		_, stderr, err := runTopicInit(t, cf.service(t, topicInitService).env(t), "STUB_PARTITIONS=6")
+		if err == nil {
+			t.Fatal("topic-init succeeded with a 6-partition edit log")
+		}
+		if !strings.Contains(stderr, "exactly 1") {
+			t.Errorf("stderr does not say why:\n%s", stderr)
+		}
+	})
 }
 
 func TestTopicInit_gives_up_after_its_attempts_when_the_broker_keeps_failing(t *testing.T) {
-	cf := loadCompose(t)
-	calls, stderr, err := runTopicInit(t, cf.service(t, topicInitService).env(t), "STUB_FAIL=1", "TOPICS_ATTEMPTS=3")
-	if err == nil {
-		t.Fatal("topic-init succeeded although every kafka-topics.sh call failed")
-	}
-	if len(calls) != 3 {
-		t.Errorf("kafka-topics.sh ran %d times, want 3 attempts and then an exit\n%s", len(calls), stderr)
-	}
+	forEachStack(t, func(t *testing.T, cf *composeFile) {
+		calls, stderr, err := runTopicInit(t, cf.service(t, topicInitService).env(t), "STUB_FAIL=1", "TOPICS_ATTEMPTS=3")
+		if err == nil {
+			t.Fatal("topic-init succeeded although every kafka-topics.sh call failed")
+		}
+		if len(calls) != 3 {
+			t.Errorf("kafka-topics.sh ran %d times, want 3 attempts and then an exit\n%s", len(calls), stderr)
+		}
+	})
 }
 
 func TestTopicInit_refuses_a_missing_or_embedded_broker(t *testing.T) {

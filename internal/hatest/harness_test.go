@@ -104,6 +104,9 @@ func (c *cluster) start(t *testing.T, name, dir string) *instance {
 	in := &instance{name: name, dir: dir, done: make(chan struct{})}
 	in.cmd = exec.Command(exe, "-test.run=^TestHAChild$")
 	in.cmd.Env = append(os.Environ(), childEnv+"="+string(b))
+	if cfg.Kafka.SASL.Password.IsSet() { // the JSON holds only "***"
+		in.cmd.Env = append(in.cmd.Env, config.PasswordEnv+"="+cfg.Kafka.SASL.Password.Reveal())
+	}
 	out, err := in.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -184,6 +187,9 @@ func TestHAChild(t *testing.T) {
 	if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
 		fmt.Println("bad child config:", err)
 		os.Exit(3)
+	}
+	if cfg.Kafka.SASL.Password.IsSet() { // redacted in the JSON: the parent passes it beside
+		cfg.Kafka.SASL.Password = config.Secret(os.Getenv(config.PasswordEnv))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()

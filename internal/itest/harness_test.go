@@ -628,6 +628,9 @@ func (e *env) startChild(cfg *config.Config, name string, env ...string) *child 
 	}
 	ch.cmd = exec.Command(os.Args[0], "-test.run=^TestServiceChild$", "-test.count=1", "-test.timeout=10m")
 	ch.cmd.Env = append(append(os.Environ(), childConfigEnv+"="+string(raw)), env...)
+	if c.Kafka.SASL.Password.IsSet() { // the JSON holds only "***"
+		ch.cmd.Env = append(ch.cmd.Env, config.PasswordEnv+"="+c.Kafka.SASL.Password.Reveal())
+	}
 	ch.cmd.Stdout, ch.cmd.Stderr = logf, logf
 	if err := ch.cmd.Start(); err != nil {
 		t.Fatalf("start child: %v", err)
@@ -721,6 +724,9 @@ func runChild(t *testing.T, raw string) {
 	var cfg config.Config
 	if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
 		t.Fatalf("child config: %v", err)
+	}
+	if cfg.Kafka.SASL.Password.IsSet() { // redacted in the JSON: the parent passes it beside
+		cfg.Kafka.SASL.Password = config.Secret(os.Getenv(config.PasswordEnv))
 	}
 	log, err := logging.New(os.Stderr, cfg.Log.Level, logging.FormatJSON)
 	if err != nil {
