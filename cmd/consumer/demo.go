@@ -8,9 +8,9 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
@@ -18,6 +18,7 @@ import (
 	"github.com/mvrepair/mvrepair/internal/demo"
 	"github.com/mvrepair/mvrepair/internal/kafkaio"
 	"github.com/mvrepair/mvrepair/internal/logging"
+	"github.com/mvrepair/mvrepair/internal/pipeline"
 	"github.com/mvrepair/mvrepair/internal/service"
 	"github.com/mvrepair/mvrepair/mvstate"
 )
@@ -62,12 +63,13 @@ func newDemoCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&stateDir, "state-dir", "", "keep the state (and the broker's data) here (default: a temporary dir, removed after)")
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:0", "embedded broker address (port 0: any free port)")
-	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "show the service's INFO logs (one line per repaired MV)")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "show the service's logs (INFO: summaries, WARN: dead letters and problems)")
 	return cmd
 }
 
 func runDemo(ctx context.Context, w io.Writer, cfg *config.Config, log zerolog.Logger) error {
-	svc, err := service.Open(ctx, cfg, log)
+	tally := &demoTally{}
+	svc, err := service.Open(ctx, cfg, log, service.Options{Hooks: pipeline.Hooks{tally}})
 	if err != nil {
 		return err
 	}
@@ -118,7 +120,46 @@ func runDemo(ctx context.Context, w io.Writer, cfg *config.Config, log zerolog.L
 	if err := <-done; err != nil {
 		return err
 	}
-	return summarise(ctx, w, svc, cfg, before)
+	return summarise(w, svc, cfg, before, tally)
+}
+
+// demoTally collects what this run's batches did (a reused state dir's
+// earlier runs are not counted).
+type demoTally struct {
+	mu                sync.Mutex
+	events            map[string]int
+	skips, dlq        map[string]int
+	repairs, records  int
+	firstJID, lastJID int64
+}
+
+// OnBatch implements pipeline.BatchHook.
+func (d *demoTally) OnBatch(r *pipeline.Report) {
+	if r.Role != pipeline.RoleWriter {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.events == nil {
+		d.events, d.skips, d.dlq = map[string]int{}, map[string]int{}, map[string]int{}
+	}
+	for _, e := range r.Events {
+		d.events[string(e.Outcome)]++
+		d.repairs += e.Repaired
+		for _, s := range e.Skips {
+			d.skips[string(s.Reason)]++
+		}
+	}
+	for _, x := range r.DeadLetters {
+		d.dlq[string(x.Reason)]++
+	}
+	if n := len(r.Records); n > 0 {
+		if d.firstJID == 0 {
+			d.firstJID = r.Records[0].JournalID
+		}
+		d.lastJID = r.Records[n-1].JournalID
+		d.records += n
+	}
 }
 
 // waitApplied polls until every record produced to topic is applied, every
@@ -141,12 +182,13 @@ func waitApplied(ctx context.Context, svc *service.Service, topic string, wantDL
 		offs, err := svc.Admin().ListOffsets(ctx, topic)
 		if err == nil {
 			ok := true
+			st := svc.Store().State()
 			for p, o := range offs {
-				if o.Last > 0 && svc.Store().AppliedOffset(topic, p) < o.Last {
+				if o.Last > 0 && st.AppliedOffset(topic, p) < o.Last {
 					ok = false
 				}
 			}
-			if ok && count(svc.Topics().EditLog) >= svc.Store().JournalID() && count(svc.Topics().DLQ) >= wantDLQ {
+			if ok && count(svc.Topics().EditLog) >= st.JournalID() && count(svc.Topics().DLQ) >= wantDLQ {
 				return nil
 			}
 		}
@@ -161,30 +203,20 @@ func waitApplied(ctx context.Context, svc *service.Service, topic string, wantDL
 	}
 }
 
-func summarise(ctx context.Context, w io.Writer, svc *service.Service, cfg *config.Config, before map[mvstate.MVKey]*mvstate.MV) error {
-	fams, err := svc.Metrics.Registry().Gather()
-	if err != nil {
-		return err
-	}
-	repairs := counter(fams, "mvrepair_repairs_total", "")
-	skips := counter(fams, "mvrepair_skips_total", "reason")
-	dlq := counter(fams, "mvrepair_dlq_total", "reason")
-	events := counter(fams, "mvrepair_events_total", "outcome")
-	st := svc.Store()
+func summarise(w io.Writer, svc *service.Service, cfg *config.Config, before map[mvstate.MVKey]*mvstate.MV, t *demoTally) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := svc.Store().State()
 	fmt.Fprintf(w, "\nSummary\n")
-	fmt.Fprintf(w, "  events:    %s\n", joinCounts(events))
-	fmt.Fprintf(w, "  repaired:  %.0f partition entries\n", repairs[""])
-	fmt.Fprintf(w, "  skipped:   %s\n", joinCounts(skips))
-	fmt.Fprintf(w, "  DLQ'd:     %s  (topic %s)\n", joinCounts(dlq), cfg.Kafka.Topics.DLQ)
-	el, err := svc.Admin().ListOffsets(ctx, cfg.Kafka.Topics.EditLog)
-	if err != nil {
-		return err
+	fmt.Fprintf(w, "  events:    %s\n", joinCounts(t.events))
+	fmt.Fprintf(w, "  repaired:  %d partition entries\n", t.repairs)
+	fmt.Fprintf(w, "  skipped:   %s\n", joinCounts(t.skips))
+	fmt.Fprintf(w, "  DLQ'd:     %s  (topic %s)\n", joinCounts(t.dlq), cfg.Kafka.Topics.DLQ)
+	if t.records > 0 {
+		fmt.Fprintf(w, "  journaled: %d edit-log records on %s (journal_id %d..%d)\n", t.records, cfg.Kafka.Topics.EditLog, t.firstJID, t.lastJID)
+	} else {
+		fmt.Fprintf(w, "  journaled: nothing new on %s\n", cfg.Kafka.Topics.EditLog)
 	}
-	var journaled int64
-	for _, o := range el {
-		journaled += o.Last - o.First
-	}
-	fmt.Fprintf(w, "  journaled: %d edit-log records on %s (journal_id 1..%d)\n", journaled, cfg.Kafka.Topics.EditLog, st.JournalID())
 	fmt.Fprintf(w, "\nWhat changed per MV (recorded version / last refresh time):\n")
 	for _, k := range st.Keys() {
 		after := st.Get(k)
@@ -242,32 +274,12 @@ func diff(a, b *mvstate.MV) []string {
 	return out
 }
 
-// counter sums a counter family by one label ("" sums everything).
-func counter(fams []*dto.MetricFamily, name, label string) map[string]float64 {
-	out := map[string]float64{}
-	for _, f := range fams {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			key := ""
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == label {
-					key = lp.GetValue()
-				}
-			}
-			out[key] += m.GetCounter().GetValue()
-		}
-	}
-	return out
-}
-
-func joinCounts(m map[string]float64) string {
+func joinCounts(m map[string]int) string {
 	if len(m) == 0 {
 		return "none"
 	}
 	keys := make([]string, 0, len(m))
-	var total float64
+	var total int
 	for k, v := range m {
 		keys = append(keys, k)
 		total += v
@@ -275,7 +287,7 @@ func joinCounts(m map[string]float64) string {
 	sort.Strings(keys)
 	parts := make([]string, 0, len(keys))
 	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s %.0f", k, m[k]))
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
 	}
-	return fmt.Sprintf("%.0f (%s)", total, strings.Join(parts, ", "))
+	return fmt.Sprintf("%d (%s)", total, strings.Join(parts, ", "))
 }

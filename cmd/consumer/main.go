@@ -80,7 +80,7 @@ func newRoot() *cobra.Command {
 		return usageErrorf("%s%w (see %s --help)", prefix(cmd), err, cmd.CommandPath())
 	})
 	root.PersistentFlags().StringVar(&g.configPath, "config", "", "config file (default: built-in defaults; every key can be set by MVREPAIR_* env vars)")
-	root.AddCommand(newRunCmd(g), newDemoCmd(g), newProduceCmd(g), newStateCmd(g), newReplayCmd(g), newRebuildCmd(g), newHealthcheckCmd(), newLoadCmd(g), newVersionCmd())
+	root.AddCommand(newRunCmd(g), newDemoCmd(g), newProduceCmd(g), newStateCmd(g), newReplayCmd(g), newRebuildCmd(g), newCheckpointCmd(g), newHealthcheckCmd(), newLoadCmd(g), newVersionCmd())
 	return root
 }
 

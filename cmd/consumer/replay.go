@@ -13,8 +13,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mvrepair/mvrepair/internal/kafkaio"
+	"github.com/mvrepair/mvrepair/internal/pipeline"
 	"github.com/mvrepair/mvrepair/internal/service"
-	"github.com/mvrepair/mvrepair/mvstate"
+	"github.com/mvrepair/mvrepair/internal/store"
 )
 
 // replayOptions are the flags of `consumer replay`.
@@ -66,10 +67,7 @@ so it is refused without --force. Moving offsets forward skips events: also --fo
 			}
 			svc, err := service.Open(cmd.Context(), cfg, log.Level(errorLevel(cfg)))
 			if err != nil {
-				if errors.Is(err, mvstate.ErrLocked) {
-					return fmt.Errorf("replay: %w (stop the service first)", err)
-				}
-				return err
+				return fmt.Errorf("replay: %w", err)
 			}
 			defer svc.Close()
 			return replay(cmd.Context(), cmd.OutOrStdout(), svc, cfg.Kafka.GroupID, o)
@@ -135,7 +133,7 @@ func replay(ctx context.Context, w io.Writer, svc *service.Service, group string
 		}
 		target = max(po.First, min(target, po.Last))
 		rows = append(rows, planRow{partition: p, groupOld: committed[o.topic][p],
-			storeOld: svc.Store().AppliedOffset(o.topic, p), target: target, first: po.First, last: po.Last})
+			storeOld: svc.Store().State().AppliedOffset(o.topic, p), target: target, first: po.First, last: po.Last})
 	}
 	if len(rows) == 0 {
 		return &exitError{code: 2, err: fmt.Errorf("replay: %s has no partition %d", o.topic, o.partition)}
@@ -167,7 +165,10 @@ func replay(ctx context.Context, w io.Writer, svc *service.Service, group string
 		}
 		return fmt.Errorf("replay: commit group offsets: %w", err)
 	}
-	err = svc.Store().Commit(ctx, mvstate.Batch{Apply: func(tx *mvstate.Tx) error { return tx.ResetOffsets(o.topic, target) }})
+	// The store's applied offsets and its record of what it last committed
+	// to the group (pipeline.GroupMarkTopic) go back together: the next
+	// start sees a deliberate replay, not a rewind by a foreign tool.
+	_, err = svc.Store().Commit(ctx, store.Batch{Reset: map[string]map[int]int64{o.topic: target, pipeline.GroupMarkTopic(o.topic): target}})
 	if err != nil {
 		return fmt.Errorf("replay: group rewound but the store's applied offsets were not (run replay again): %w", err)
 	}

@@ -1,8 +1,14 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
 	"github.com/spf13/cobra"
 
+	"github.com/mvrepair/mvrepair/editlog"
 	"github.com/mvrepair/mvrepair/internal/httpserver"
 	"github.com/mvrepair/mvrepair/internal/service"
 )
@@ -28,13 +34,18 @@ func newRunCmd(g *globals) *cobra.Command {
 				return err
 			}
 			logWarnings(log, warnings) // as log lines: stderr may be a JSON log stream
+			for _, w := range cfg.Warnings() {
+				log.Warn().Msg(w)
+			}
 			ctx := cmd.Context()
 			svc, err := service.Open(ctx, cfg, log)
 			if err != nil {
 				return err
 			}
 			defer svc.Close()
-			srv := httpserver.New(cfg.HTTP.Addr, httpserver.Deps{Health: svc, Metrics: svc.Metrics.Handler(), MVs: service.MVReader{Store: svc.Store()}})
+			reader := service.MVReader{Svc: svc}
+			srv := httpserver.New(cfg.HTTP.Addr, httpserver.Deps{Health: svc, Metrics: svc.Metrics.Handler(), MVs: reader,
+				State: reader, Checkpoints: checkpointer{svc}})
 			if err := srv.Start(ctx); err != nil {
 				return err
 			}
@@ -53,4 +64,18 @@ func newRunCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "decide and log repairs; publish and commit nothing")
 	return cmd
+}
+
+// checkpointer serves POST /v1/checkpoint.
+type checkpointer struct{ svc *service.Service }
+
+func (c checkpointer) Checkpoint(ctx context.Context) (any, error) {
+	cp, err := c.svc.Checkpoint(ctx)
+	if errors.Is(err, service.ErrNotActive) {
+		return nil, fmt.Errorf("%w: %w", httpserver.ErrNotActive, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return json.RawMessage(editlog.AppendCheckpoint(nil, *cp)), nil
 }

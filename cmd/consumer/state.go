@@ -17,7 +17,7 @@ import (
 func newStateCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "state",
-		Short: "Inspect the local state store (stop the service first: the store is locked while it runs)",
+		Short: "Inspect the local state store (read-only: it works beside a running service, which also serves GET /v1/state)",
 		Args:  subcommandArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
@@ -31,21 +31,17 @@ func newStateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := requireStore("state export", cfg.State.Dir); err != nil {
-				return err
-			}
-			s, err := openStore(cmd.Context(), "state export", cfg.State.Dir)
+			st, err := openReadOnly(cmd.Context(), "state export", cfg.State.Dir)
 			if err != nil {
 				return err
 			}
-			defer s.Close()
-			write := func(w io.Writer) error { return s.ExportDurable(cmd.Context(), w) }
+			s := st.State()
+			write := func(w io.Writer) error { return s.Export(cmd.Context(), w) }
 			if exportMV != "" {
 				key, err := findMV(s, exportMV)
 				if err != nil {
 					return err
 				}
-				// Just opened: memory is what is on disk.
 				write = func(w io.Writer) error { return s.ExportMVs(cmd.Context(), w, []mvstate.MVKey{key}) }
 			}
 			if out != "" && out != "-" {
@@ -75,14 +71,11 @@ func newStateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := requireStore("state show", cfg.State.Dir); err != nil {
-				return err
-			}
-			s, err := openStore(cmd.Context(), "state show", cfg.State.Dir)
+			st, err := openReadOnly(cmd.Context(), "state show", cfg.State.Dir)
 			if err != nil {
 				return err
 			}
-			defer s.Close()
+			s := st.State()
 			w := cmd.OutOrStdout()
 			if mv != "" {
 				key, err := findMV(s, mv)
@@ -99,15 +92,8 @@ func newStateCmd(g *globals) *cobra.Command {
 			fmt.Fprintf(w, "journal_id %d, epoch %d, %d MVs\n", s.JournalID(), s.Epoch(), s.Len())
 			fmt.Fprintf(w, "%-8s %-8s %-28s %-7s %-15s %s\n", "DB_ID", "MV_ID", "NAME", "ACTIVE", "LAST_REFRESH", "PARTITIONS")
 			for _, k := range s.Keys() {
-				s.WithMV(k, func(m *mvstate.MV) {
-					n := 0
-					for _, pm := range m.VersionMap {
-						n += len(pm)
-					}
-					for _, pm := range m.ExternalVersionMap {
-						n += len(pm)
-					}
-					fmt.Fprintf(w, "%-8d %-8d %-28s %-7t %-15d %d\n", m.DBID, m.MVID, m.MVName, m.Active, m.LastRefreshTime, n)
+				s.WithMV(k, func(m *mvstate.MV, _ int64) {
+					fmt.Fprintf(w, "%-8d %-8d %-28s %-7t %-15d %d\n", m.DBID, m.MVID, m.MVName, m.Active, m.LastRefreshTime, m.Entries())
 				})
 			}
 			return nil
@@ -119,7 +105,7 @@ func newStateCmd(g *globals) *cobra.Command {
 }
 
 // findMV resolves "db:mv" or a bare mv id.
-func findMV(s *mvstate.Store, spec string) (mvstate.MVKey, error) {
+func findMV(s *mvstate.State, spec string) (mvstate.MVKey, error) {
 	if db, id, ok := strings.Cut(spec, ":"); ok {
 		d, err1 := strconv.ParseInt(db, 10, 64)
 		m, err2 := strconv.ParseInt(id, 10, 64)

@@ -13,7 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/mvrepair/mvrepair/mvstate"
+	"github.com/mvrepair/mvrepair/internal/store"
 )
 
 // shutdownContext bounds the last steps of a shutdown.
@@ -33,38 +33,40 @@ func openInput(cmd *cobra.Command, file string) (io.Reader, func() error, error)
 	return f, f.Close, nil
 }
 
-// openStore opens the state store of an offline command, saying what to do
-// when the running service holds it.
-func openStore(ctx context.Context, what, dir string) (*mvstate.Store, error) {
-	s, err := mvstate.Open(ctx, dir, mvstate.Options{})
-	if errors.Is(err, mvstate.ErrLocked) {
-		return nil, fmt.Errorf("%s: %w (stop the service first)", what, err)
-	}
-	return s, err
-}
-
-// requireStore fails unless dir holds a state store. Read-only commands call
-// it before opening the store: mvstate.Open creates a missing dir and an
-// empty store file, so `state show` on a mistyped state.dir would otherwise
-// leave a new store behind and report zero MVs as if that were the state.
-func requireStore(what, dir string) error {
+// openReadOnly loads the state of a read-only command (state export, state
+// show): it creates and changes nothing, and works beside a running service
+// (it then shows the last committed state).
+func openReadOnly(ctx context.Context, what, dir string) (*store.Store, error) {
 	fi, err := os.Stat(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return &exitError{code: 2, err: fmt.Errorf("%s: state.dir %s does not exist; check the state.dir key (--config or MVREPAIR_STATE_DIR)", what, describeDir(dir))}
+		return nil, &exitError{code: 2, err: fmt.Errorf("%s: state.dir %s does not exist; check the state.dir key (--config or MVREPAIR_STATE_DIR)", what, describeDir(dir))}
 	case err != nil:
-		return fmt.Errorf("%s: state.dir %s: %w", what, describeDir(dir), err)
+		return nil, fmt.Errorf("%s: state.dir %s: %w", what, describeDir(dir), err)
 	case !fi.IsDir():
-		return &exitError{code: 2, err: fmt.Errorf("%s: state.dir %s is not a directory; check the state.dir key (--config or MVREPAIR_STATE_DIR)", what, describeDir(dir))}
+		return nil, &exitError{code: 2, err: fmt.Errorf("%s: state.dir %s is not a directory; check the state.dir key (--config or MVREPAIR_STATE_DIR)", what, describeDir(dir))}
 	}
-	_, err = os.Stat(filepath.Join(dir, mvstate.FileName))
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return &exitError{code: 2, err: fmt.Errorf("%s: state.dir %s holds no state store (no %s); check the state.dir key (--config or MVREPAIR_STATE_DIR)", what, describeDir(dir), mvstate.FileName)}
-	case err != nil:
-		return fmt.Errorf("%s: state.dir %s: %w", what, describeDir(dir), err)
+	s, err := store.OpenReadOnly(ctx, dir)
+	if errors.Is(err, store.ErrNoStore) {
+		return nil, &exitError{code: 2, err: fmt.Errorf("%s: state.dir %s holds no state store; check the state.dir key (--config or MVREPAIR_STATE_DIR)", what, describeDir(dir))}
 	}
-	return nil
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return s, nil
+}
+
+// lockStateDir takes the state dir for a command that writes the store,
+// saying what to do when the running service holds it.
+func lockStateDir(what, dir string) (*store.Dir, error) {
+	d, err := store.LockDir(dir, store.Options{})
+	if errors.Is(err, store.ErrLocked) {
+		return nil, &exitError{code: 3, err: fmt.Errorf("%s: %w (stop the service first)", what, err)}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return d, nil
 }
 
 // describeDir quotes dir, with its absolute path when it is relative.

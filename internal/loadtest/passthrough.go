@@ -129,7 +129,7 @@ func (pt *passThrough) generation(ctx context.Context, gen *kafkaio.Generation) 
 	maxEvents, maxWait := r.cfg.Batch.MaxEvents, r.cfg.Batch.MaxWait
 	for ctx.Err() == nil {
 		// The same batching as the service, idle-poll included.
-		batch, err := pipeline.Collect(ctx, f, maxEvents, maxWait, 500*time.Millisecond)
+		batch, err := pipeline.Collect(ctx, f, maxEvents, maxWait, 500*time.Millisecond, nil)
 		if len(batch) == 0 {
 			if err != nil && ctx.Err() == nil && !errors.Is(err, pipeline.ErrIdle) {
 				return err

@@ -76,7 +76,7 @@ func (r *runner) seedCatalog(ctx context.Context) error {
 	s.start(ctx)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		st := s.svc.Store()
+		st := s.svc.Store().State()
 		if applied(st.AppliedOffset, r.cfg.Kafka.Topics.Catalog, hwm) && st.Len() == r.opt.MVs {
 			if n, err := r.count(ctx, r.cfg.Kafka.Topics.EditLog); err == nil && n >= st.JournalID() {
 				break
@@ -88,7 +88,7 @@ func (r *runner) seedCatalog(ctx context.Context) error {
 		}
 		if time.Now().After(deadline) {
 			_ = s.stop(r.cfg.ShutdownTimeout)
-			return fmt.Errorf("%w: catalog of %d MVs not applied within 60s (store holds %d)", errTimeout, r.opt.MVs, s.svc.Store().Len())
+			return fmt.Errorf("%w: catalog of %d MVs not applied within 60s (store holds %d)", errTimeout, r.opt.MVs, s.svc.Store().State().Len())
 		}
 		if err := sleep(ctx, 10*time.Millisecond); err != nil {
 			_ = s.stop(r.cfg.ShutdownTimeout)
@@ -136,7 +136,7 @@ func (r *runner) repairPhases(ctx context.Context, h1 map[int]int64) (map[int]in
 			_ = s.stop(r.cfg.ShutdownTimeout)
 		}
 	}()
-	st := s.svc.Store()
+	st := s.svc.Store().State()
 	journalBefore := st.JournalID()
 	stopProfile, err := r.profile()
 	if err != nil {

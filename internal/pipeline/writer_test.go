@@ -3,10 +3,10 @@ package pipeline
 import (
 	"context"
 	"errors"
-	"strconv"
+	"fmt"
 	"strings"
 	"sync"
-	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -14,215 +14,305 @@ import (
 
 	"github.com/mvrepair/mvrepair/editlog"
 	"github.com/mvrepair/mvrepair/events"
+	"github.com/mvrepair/mvrepair/internal/health"
 	"github.com/mvrepair/mvrepair/internal/kafkaio"
+	"github.com/mvrepair/mvrepair/internal/store"
 	"github.com/mvrepair/mvrepair/mvstate"
 )
 
-// chanFetcher yields the messages sent on its channel.
-type chanFetcher chan kafkaio.Message
-
-func (f chanFetcher) Fetch(ctx context.Context) (kafkaio.Message, error) {
-	select {
-	case m := <-f:
-		return m, nil
-	case <-ctx.Done():
-		return kafkaio.Message{}, ctx.Err()
-	}
-}
-
-func (f chanFetcher) TryFetch() (kafkaio.Message, bool) {
-	select {
-	case m := <-f:
-		return m, true
-	default:
-		return kafkaio.Message{}, false
-	}
-}
-
-// recordingPublisher keeps what it was asked to publish.
-type recordingPublisher struct {
-	mu   sync.Mutex
-	msgs []kafkaio.Message
-}
-
-func (p *recordingPublisher) Publish(_ context.Context, msgs ...kafkaio.Message) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.msgs = append(p.msgs, msgs...)
-	return nil
-}
-
-func (p *recordingPublisher) published() []kafkaio.Message {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]kafkaio.Message(nil), p.msgs...)
-}
-
-// recordingCommitter keeps the highest committed offset per partition.
-type recordingCommitter struct {
-	mu      sync.Mutex
-	offsets map[string]map[int]int64
-}
-
-func (c *recordingCommitter) Commit(_ context.Context, offsets map[string]map[int]int64) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.offsets == nil {
-		c.offsets = map[string]map[int]int64{}
-	}
-	for t, po := range offsets {
-		if c.offsets[t] == nil {
-			c.offsets[t] = map[int]int64{}
+func TestWriter_fullDiskStallsTheWriterAndNeverDeadLettersAValidEvent(t *testing.T) {
+	var mu sync.Mutex
+	var fault error
+	st := diskStore(t, &mu, &fault)
+	pub, com := &recordingPublisher{}, &recordingCommitter{}
+	w := newWriter(st, pub)
+	wd := health.New(50*time.Millisecond, nil)
+	w.CommitHealth = wd.Component("writer")
+	fetch := make(chanFetcher, 10)
+	fetch <- upsert(t, 0, ordersMV(3))
+	startWriter(t, w, fetch, com, 1)
+	eventually(t, func() error {
+		if com.offset(topics.Catalog, 0) != 1 {
+			return errors.New("catalog not committed")
 		}
-		for p, o := range po {
-			c.offsets[t][p] = max(c.offsets[t][p], o)
+		return nil
+	})
+
+	mu.Lock()
+	fault = fmt.Errorf("write: %w", syscall.ENOSPC)
+	mu.Unlock()
+	fetch <- compaction(t, 0, 0, 1, 5, 6)
+	eventually(t, func() error {
+		err := wd.Check()
+		if err == nil || !strings.Contains(err.Error(), "no space left on device") {
+			return fmt.Errorf("watchdog says %v, want the writer stalled on the full disk", err)
+		}
+		return nil
+	})
+	for _, m := range pub.published() {
+		if m.Topic == topics.DLQ {
+			t.Fatalf("a full disk dead-lettered a valid event: %+v", m)
 		}
 	}
-	return nil
-}
-
-func (c *recordingCommitter) offset(topic string, p int) int64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.offsets[topic][p]
-}
-
-// deadLetterGate announces, through the processor's observer, the commit
-// that dead-letters a record: DeadLetter reports the DLQ inside its commit,
-// before the store's commit hook runs. The hook below lets exactly that
-// commit through, so every attempt to apply the records fails and only
-// their dead-lettering succeeds.
-type deadLetterGate struct {
-	nopObserver
-	open *atomic.Bool
-}
-
-func (g deadLetterGate) DLQ(reason string) {
-	if reason == string(events.ReasonRetriesExhausted) {
-		g.open.Store(true)
+	if com.offset(topics.Input, 0) != 0 {
+		t.Fatal("an offset was committed past an event that was not applied")
 	}
-}
 
-type countingWriterObs struct {
-	nopWriterObserver
-	retries atomic.Int64
-}
-
-func (o *countingWriterObs) Retry(string) { o.retries.Add(1) }
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	mu.Lock()
+	fault = nil // the operator freed space
+	mu.Unlock()
+	eventually(t, func() error {
+		if com.offset(topics.Input, 0) != 1 {
+			return errors.New("the event was not committed after the disk recovered")
 		}
-		time.Sleep(5 * time.Millisecond)
+		return wd.Check()
+	})
+	if v := st.State().Get(ordersMV(0).Key()).VersionMap[table][pname(0)].Version; v != 6 {
+		t.Fatalf("version %d after recovery, want 6", v)
+	}
+	for _, m := range pub.published() {
+		if m.Topic == topics.DLQ {
+			t.Fatalf("dead letter published: %+v", m)
+		}
 	}
 }
 
-func TestWriter_deadLettersRecordsWhoseCommitKeepsFailing(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	store, err := mvstate.Open(ctx, t.TempDir(), mvstate.Options{NoSync: true})
+func TestProcessor_skipsRecordsBelowTheAppliedOffset(t *testing.T) {
+	st := store.NewMemory()
+	p := &Processor{Store: st, Topics: topics}
+	ctx := context.Background()
+	if _, err := p.Process(ctx, []kafkaio.Message{upsert(t, 0, ordersMV(2)), compaction(t, 0, 0, 1, 5, 6)}, 1, Extra{}); err != nil {
+		t.Fatal(err)
+	}
+	before := st.State().JournalID()
+	// Redelivered (a crash before the offset commit): applied already.
+	out, err := p.Process(ctx, []kafkaio.Message{compaction(t, 0, 0, 1, 5, 6), compaction(t, 1, 1, 1, 5, 6)}, 1, Extra{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
-	topics := Topics{Input: "in", Catalog: "cat", EditLog: "el", DLQ: "dlq"}
-	var gateOpen atomic.Bool
-	proc := &Processor{Store: store, Topics: topics, Log: zerolog.Nop(), Obs: deadLetterGate{open: &gateOpen}}
+	r := out.Report
+	if r.Events[0].Outcome != OutcomeDuplicate || r.Events[1].Outcome != OutcomeApplied || len(r.Records) != 1 {
+		t.Fatalf("outcomes %v, %v with %d records; want duplicate, applied and one record", r.Events[0].Outcome, r.Events[1].Outcome, len(r.Records))
+	}
+	if st.State().JournalID() != before+1 {
+		t.Fatal("a redelivered event was journaled again")
+	}
+}
 
-	const table, t0 = int64(20001), int64(1732300000000)
-	mv := &mvstate.MV{DBID: 10001, DBName: "sales", MVID: 50001, MVName: "mv", Active: true, LastRefreshTime: t0,
-		BaseTables: []mvstate.BaseTableInfo{{Catalog: mvstate.DefaultCatalog, DBID: 10001, TableID: table, DBName: "sales", TableName: "orders"}},
-		VersionMap: mvstate.VersionMap{table: {"p1": mvstate.NewBasePartitionInfo(30001, 5, t0)}}}
-	encode := func(topic string, offset int64, ev events.Event) kafkaio.Message {
-		b, err := events.Encode(ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return kafkaio.Message{Topic: topic, Partition: 0, Offset: offset, Key: []byte(events.Key(ev)), Value: b}
-	}
-	compaction := func(offset, last, next int64) kafkaio.Message {
-		return encode(topics.Input, offset, &events.PartitionVersionChanged{EventID: "c" + strconv.FormatInt(offset, 10),
-			DBID: 10001, TableID: table, TableType: "cloud_native",
-			Partitions: []events.PartitionRepair{{PartitionID: 30001, PartitionName: "p1", LastVersion: last, NewVersion: next, NewVersionTime: t0 + next}}})
-	}
-	if _, err := proc.Process(ctx, []kafkaio.Message{encode(topics.Catalog, 0, &events.MVUpserted{EventID: "u", MV: mv})}, 1, 0); err != nil {
+func TestProcessor_appliesTheCatalogOfABatchBeforeItsEvents(t *testing.T) {
+	st := store.NewMemory()
+	p := &Processor{Store: st, Topics: topics}
+	// The event arrives first in the batch, its MV's catalog record after.
+	out, err := p.Process(context.Background(), []kafkaio.Message{compaction(t, 0, 0, 1, 5, 6), upsert(t, 0, ordersMV(2))}, 1, Extra{})
+	if err != nil {
 		t.Fatal(err)
 	}
+	if v := st.State().Get(ordersMV(0).Key()).VersionMap[table][pname(0)].Version; v != 6 {
+		t.Fatalf("version %d: the event was decided before the catalog record of its batch (report %+v)", v, out.Report.Events)
+	}
+}
 
-	// From now on every commit fails, except a dead-lettering one.
-	store.SetCommitHook(func() error {
-		if gateOpen.Swap(false) {
-			return nil
-		}
-		return errors.New("injected: the disk is full")
-	})
-	poison := []kafkaio.Message{compaction(0, 5, 6), compaction(1, 6, 7), compaction(2, 7, 8)}
+func TestProcessor_deadLetterCopiesKeepHeadersAndEmptyValues(t *testing.T) {
+	st := store.NewMemory()
+	p := &Processor{Store: st, Topics: topics, Limits: Limits{EditLog: 1 << 20, DLQ: 1 << 20}}
+	bad := kafkaio.Message{Topic: topics.Input, Offset: 4, Key: []byte("k"), Value: []byte{},
+		Headers: []kafkaio.Header{{Key: "trace", Value: []byte("abc")}}}
+	out, err := p.Process(context.Background(), []kafkaio.Message{bad}, 1, Extra{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Outbox) != 1 {
+		t.Fatalf("outbox %+v", out.Outbox)
+	}
+	m := toKafka(out.Outbox[0])
+	if m.Value == nil || len(m.Value) != 0 || string(m.Key) != "k" || header(m, "trace") != "abc" ||
+		header(m, HeaderDLQReason) != string(events.ReasonInvalidJSON) || header(m, HeaderSourceOffset) != "4" {
+		t.Fatalf("dead letter %+v: want the original key, empty value and headers, plus the DLQ headers", m)
+	}
+	if d := out.Report.DeadLetters; len(d) != 1 || d[0].Source.Offset != 4 {
+		t.Fatalf("report dead letters %+v", d)
+	}
+}
+
+func TestProcessor_recordTooLargeToJournalIsDeadLetteredAndChangesNothing(t *testing.T) {
+	st := store.NewMemory()
+	p := &Processor{Store: st, Topics: topics, Limits: Limits{EditLog: 64 << 10, DLQ: 1 << 20}}
+	ctx := context.Background()
+	big := ordersMV(3000) // its mv_upserted record is well over 64 KiB
+	small := ordersMV(3)
+	small.MVID = 50002
+	out, err := p.Process(ctx, []kafkaio.Message{upsert(t, 0, big), upsert(t, 1, small)}, 1, Extra{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State().Get(big.Key()) != nil || st.State().Get(small.Key()) == nil {
+		t.Fatal("the oversized upsert changed the state, or the small one did not apply")
+	}
+	d := out.Report.DeadLetters
+	if len(d) != 1 || d[0].Reason != ReasonRecordTooLarge || !strings.Contains(d[0].Error, "max.message.bytes") {
+		t.Fatalf("dead letters %+v, want one record_too_large naming the limit", d)
+	}
+	if st.State().AppliedOffset(topics.Catalog, 0) != 2 {
+		t.Fatal("the batch's offsets were not recorded")
+	}
+}
+
+func TestProcessor_deadLetterCopyTooLargeForTheDLQKeepsOnlyHeaders(t *testing.T) {
+	st := store.NewMemory()
+	p := &Processor{Store: st, Topics: topics, Limits: Limits{EditLog: 1 << 20, DLQ: 4 << 10}}
+	junk := kafkaio.Message{Topic: topics.Input, Offset: 9, Key: []byte("k"), Value: []byte(strings.Repeat("x", 10<<10))}
+	out, err := p.Process(context.Background(), []kafkaio.Message{junk}, 1, Extra{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := toKafka(out.Outbox[0])
+	if len(m.Value) != 0 || header(m, HeaderDLQReason) != string(ReasonRecordTooLarge) ||
+		header(m, HeaderSourceSize) != "10240" || header(m, HeaderSourceOffset) != "9" || kafkaio.RecordSize(m) > 4<<10 {
+		t.Fatalf("dead letter %+v (%d bytes): want an empty value with record_too_large and source-size", m.Headers, kafkaio.RecordSize(m))
+	}
+}
+
+func TestWriter_splitsABatchWhoseJointRecordWouldBeTooLarge(t *testing.T) {
+	st := store.NewMemory()
+	if _, err := (&Processor{Store: st, Topics: topics}).Process(context.Background(), []kafkaio.Message{upsert(t, 0, ordersMV(600))}, 1, Extra{}); err != nil {
+		t.Fatal(err)
+	}
+	pub, com, reps := &recordingPublisher{}, &recordingCommitter{}, &reports{}
+	w := newWriter(st, pub, reps)
+	w.Proc.Limits = Limits{EditLog: 48 << 10}
+	// Two events repair 300 partitions each of one MV and table: one
+	// record of both would exceed 48 KiB, each alone fits.
 	fetch := make(chanFetcher, 10)
-	for _, m := range poison {
-		fetch <- m
+	fetch <- compaction(t, 0, 0, 300, 5, 6)
+	fetch <- compaction(t, 1, 300, 300, 5, 6)
+	startWriter(t, w, fetch, com, 1)
+	eventually(t, func() error {
+		if com.offset(topics.Input, 0) != 2 {
+			return errors.New("not committed")
+		}
+		return nil
+	})
+	var recs []*editlog.Record
+	for _, r := range reps.all() {
+		recs = append(recs, r.Records...)
+		if len(r.DeadLetters) > 0 {
+			t.Fatalf("dead letters %+v: splitting must avoid them", r.DeadLetters)
+		}
 	}
-	pub, com, wobs := &recordingPublisher{}, &recordingCommitter{}, &countingWriterObs{}
-	w := &Writer{Proc: proc, Pub: pub, Log: zerolog.Nop(), Obs: wobs,
-		Cfg: WriterConfig{MaxEvents: 10, MaxWait: 20 * time.Millisecond, FinishTimeout: 10 * time.Second,
-			Retry: RetryPolicy{InitialInterval: time.Millisecond, MaxInterval: 4 * time.Millisecond, Multiplier: 2, MaxElapsedTime: 40 * time.Millisecond}}}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- w.Run(runCtx, fetch, com, 2) }()
+	if len(recs) != 2 || len(recs[0].Partitions) != 300 || len(recs[1].Partitions) != 300 {
+		t.Fatalf("%d records; want 2 of 300 entries", len(recs))
+	}
+}
 
-	waitUntil(t, "the poison records to be committed past", func() bool { return com.offset(topics.Input, 0) == 3 })
-	dlq := pub.published()
-	if len(dlq) != len(poison) {
-		t.Fatalf("published %d messages, want the %d records dead-lettered", len(dlq), len(poison))
-	}
-	for i, m := range dlq {
-		h := func(k string) string { v, _ := kafkaio.HeaderValue(m.Headers, k); return v }
-		if m.Topic != topics.DLQ || string(m.Key) != string(poison[i].Key) || string(m.Value) != string(poison[i].Value) {
-			t.Errorf("DLQ message %d = %s %q %q, want the original record on %s", i, m.Topic, m.Key, m.Value, topics.DLQ)
+func TestWriter_refusedPublishStallsLoudlyAndResumesOnceFixed(t *testing.T) {
+	st := store.NewMemory()
+	pub, com := &recordingPublisher{}, &recordingCommitter{}
+	w := newWriter(st, pub)
+	wd := health.New(time.Hour, nil) // a refusal must not wait for the timeout
+	w.PublishHealth = wd.Component("publisher")
+	pub.setFail(fmt.Errorf("produce: %w", kafkaio.ErrMessageTooLarge))
+	fetch := make(chanFetcher, 10)
+	fetch <- upsert(t, 0, ordersMV(3))
+	startWriter(t, w, fetch, com, 1)
+	eventually(t, func() error {
+		err := wd.Check()
+		if err == nil || !strings.Contains(err.Error(), "max.message.bytes") {
+			return fmt.Errorf("watchdog says %v, want the publisher stalled with the fix", err)
 		}
-		if got := h(HeaderDLQReason); got != string(events.ReasonRetriesExhausted) {
-			t.Errorf("DLQ message %d: dlq-reason %q", i, got)
-		}
-		if n, err := strconv.Atoi(h(HeaderAttempts)); err != nil || n <= 1 {
-			t.Errorf("DLQ message %d: attempts %q, want more than 1", i, h(HeaderAttempts))
-		}
-		if got := h(HeaderDLQError); !strings.Contains(got, "disk is full") {
-			t.Errorf("DLQ message %d: dlq-error %q does not carry the cause", i, got)
-		}
-		if h(HeaderSourceTopic) != topics.Input || h(HeaderSourcePartition) != "0" || h(HeaderSourceOffset) != strconv.Itoa(i) {
-			t.Errorf("DLQ message %d: source %s/%s@%s", i, h(HeaderSourceTopic), h(HeaderSourcePartition), h(HeaderSourceOffset))
-		}
+		return nil
+	})
+	if com.offset(topics.Catalog, 0) != 0 {
+		t.Fatal("offsets committed before the outbox was published")
 	}
-	if got := store.AppliedOffset(topics.Input, 0); got != 3 {
-		t.Errorf("applied offset %d after dead-lettering, want 3", got)
-	}
-	if v := store.Get(mv.Key()).VersionMap[table]["p1"].Version; v != 5 {
-		t.Errorf("a dead-lettered record changed the state: version %d", v)
-	}
-	if wobs.retries.Load() == 0 {
-		t.Error("no retry was counted before dead-lettering")
-	}
+	pub.setFail(nil)
+	eventually(t, func() error {
+		if com.offset(topics.Catalog, 0) != 1 {
+			return errors.New("not committed after the fix")
+		}
+		return wd.Check()
+	})
+}
 
-	// The store recovers: the next record is applied and journaled.
-	store.SetCommitHook(nil)
-	fetch <- compaction(3, 5, 6)
-	waitUntil(t, "the next record to be committed", func() bool { return com.offset(topics.Input, 0) == 4 })
-	stop()
-	if err := <-done; !errors.Is(err, ErrStopped) {
-		t.Fatalf("Run: %v, want ErrStopped", err)
+func TestWriter_syncOffsetsKeepsTheStoreAheadAndWarnsOfAForeignRewind(t *testing.T) {
+	st := store.NewMemory()
+	var buf strings.Builder
+	pub, com := &recordingPublisher{}, &recordingCommitter{}
+	w := newWriter(st, pub)
+	w.Log = zerolog.New(&buf)
+	// The store applied input/0 up to 100 and last committed 100 to the group.
+	_, err := st.Commit(context.Background(), store.Batch{Offsets: []mvstate.OffsetChange{
+		{TopicPartition: mvstate.TopicPartition{Topic: topics.Input, Partition: 0}, Next: 100},
+		{TopicPartition: mvstate.TopicPartition{Topic: GroupMarkTopic(topics.Input), Partition: 0}, Next: 100},
+		{TopicPartition: mvstate.TopicPartition{Topic: topics.Input, Partition: 1}, Next: 50},
+		{TopicPartition: mvstate.TopicPartition{Topic: GroupMarkTopic(topics.Input), Partition: 1}, Next: 48}}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if v := store.Get(mv.Key()).VersionMap[table]["p1"].Version; v != 6 {
-		t.Errorf("version %d after the store recovered, want 6", v)
+	start, err := w.SyncOffsets(context.Background(), com, map[string][]kafkaio.Assignment{
+		topics.Input: {{Partition: 0, Offset: 10}, {Partition: 1, Offset: 48}}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	last := pub.published()
-	if len(last) != len(poison)+1 || last[len(poison)].Topic != topics.EditLog {
-		t.Fatalf("published %d messages; want the edit-log record of the recovered batch last", len(last))
+	if start[topics.Input][0].Offset != 100 || start[topics.Input][1].Offset != 50 || com.offset(topics.Input, 0) != 100 {
+		t.Fatalf("start %v, committed %d: the store's applied offsets must win", start, com.offset(topics.Input, 0))
 	}
-	rec, err := editlog.Decode(last[len(poison)].Value)
-	if err != nil || rec.JournalID != 2 || rec.Epoch != 2 {
-		t.Errorf("edit-log record %+v (err %v), want journal id 2 of epoch 2", rec, err)
+	log := buf.String()
+	if !strings.Contains(log, "moved back by another tool") || !strings.Contains(log, "consumer replay --topic in --partition 0 --from-offset 10") {
+		t.Fatalf("no warning naming the replay command for the rewound partition 0:\n%s", log)
 	}
+	if strings.Count(log, "moved back") != 1 {
+		t.Fatalf("partition 1 (behind by a crash, not a rewind) was warned about too:\n%s", log)
+	}
+}
+
+func TestCollect_waitsFromTheOldestRecordAndNotWhenIdle(t *testing.T) {
+	f := make(chanFetcher, 10)
+	old := kafkaio.Message{Offset: 1, Received: time.Now().Add(-time.Hour)}
+	f <- old
+	start := time.Now()
+	b, err := Collect(context.Background(), f, 10, time.Minute, time.Second, func() bool { return true })
+	if err != nil || len(b) != 1 || time.Since(start) > 10*time.Second {
+		t.Fatalf("a record that waited longer than the window was held %v (%d records, %v)", time.Since(start), len(b), err)
+	}
+	f <- kafkaio.Message{Offset: 2, Received: time.Now()}
+	start = time.Now()
+	b, _ = Collect(context.Background(), f, 10, time.Minute, time.Second, func() bool { return false })
+	if len(b) != 1 || time.Since(start) > 10*time.Second {
+		t.Fatalf("an idle writer waited %v for more records", time.Since(start))
+	}
+	// Busy downstream: the batch fills for up to the window.
+	f <- kafkaio.Message{Offset: 3, Received: time.Now()}
+	go func() { time.Sleep(20 * time.Millisecond); f <- kafkaio.Message{Offset: 4, Received: time.Now()} }()
+	b, _ = Collect(context.Background(), f, 10, time.Second, time.Second, func() bool { return true })
+	if len(b) != 2 {
+		t.Fatalf("a busy writer's batch has %d records, want 2", len(b))
+	}
+}
+
+func TestWriter_reportsReachHooksOnlyAfterTheCommit(t *testing.T) {
+	var mu sync.Mutex
+	var fault error
+	st := diskStore(t, &mu, &fault)
+	reps := &reports{}
+	w := newWriter(st, &recordingPublisher{}, reps)
+	mu.Lock()
+	fault = syscall.EIO
+	mu.Unlock()
+	fetch := make(chanFetcher, 10)
+	fetch <- upsert(t, 0, ordersMV(1))
+	r := startWriter(t, w, fetch, &recordingCommitter{}, 1)
+	time.Sleep(50 * time.Millisecond) // commits keep failing meanwhile
+	if n := len(reps.all()); n != 0 {
+		t.Fatalf("%d reports of a batch that was not committed", n)
+	}
+	mu.Lock()
+	fault = nil
+	mu.Unlock()
+	eventually(t, func() error {
+		if len(reps.all()) != 1 {
+			return errors.New("no report after the commit")
+		}
+		return nil
+	})
+	r.shutdown(t)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/mvrepair/mvrepair/internal/checkpoint"
 	"github.com/mvrepair/mvrepair/internal/config"
 	"github.com/mvrepair/mvrepair/internal/health"
+	"github.com/mvrepair/mvrepair/internal/kafkaio"
 	"github.com/mvrepair/mvrepair/internal/metrics"
 	"github.com/mvrepair/mvrepair/internal/pipeline"
 	"github.com/mvrepair/mvrepair/internal/store"
@@ -237,3 +238,9 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
 	case <-time.After(d):
 	}
 }
+
+// Admin returns the admin client.
+func (s *Service) Admin() *kafkaio.Admin { return s.kafka.Admin }
+
+// Producer returns the producer.
+func (s *Service) Producer() *kafkaio.Producer { return s.kafka.Producer }
