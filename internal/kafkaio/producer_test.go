@@ -23,8 +23,8 @@ func TestProducer_settings(t *testing.T) {
 	if w.RequiredAcks != kafka.RequireAll {
 		t.Errorf("RequiredAcks = %v, want RequireAll", w.RequiredAcks)
 	}
-	if _, ok := w.Balancer.(*kafka.Hash); !ok {
-		t.Errorf("Balancer = %T, want *kafka.Hash", w.Balancer)
+	if _, ok := w.Balancer.(*kafka.Murmur2Balancer); !ok {
+		t.Errorf("Balancer = %T, want *kafka.Murmur2Balancer (the Java client's partitioner)", w.Balancer)
 	}
 	if w.BatchTimeout != 3*time.Millisecond {
 		t.Errorf("BatchTimeout = %v, want 3ms", w.BatchTimeout)
@@ -112,11 +112,10 @@ func TestProducer_keyed_messages_land_on_one_partition(t *testing.T) {
 	if len(parts) < 2 {
 		t.Errorf("%d keys all on %d partition(s): not hashed?", keys, len(parts))
 	}
-	// The partition is kafka.Hash's choice (FNV-1a, Sarama-compatible).
-	h := &kafka.Hash{}
+	// The partition is the Java client's choice (murmur2).
 	for k, got := range keyPart {
-		if want := h.Balance(kafka.Message{Key: []byte(k)}, 0, 1, 2, 3); want != got {
-			t.Errorf("key %s on partition %d, hash says %d", k, got, want)
+		if want := javaPartition([]byte(k), 4); want != got {
+			t.Errorf("key %s on partition %d, the Java partitioner says %d", k, got, want)
 		}
 	}
 }
