@@ -166,6 +166,15 @@ func isStaleConn(err error) bool {
 // names the cause.
 func (a *Admin) Ping(ctx context.Context) error {
 	err := a.do(ctx, func() error {
+		// A pool that never got the cluster metadata keeps the error of its
+		// last attempt and answers Metadata requests with it: when that is a
+		// TLS or SASL failure, it is the answer (without a second connection
+		// attempt, which would take as long again).
+		if _, err := a.client.Metadata(ctx, &kafka.MetadataRequest{}); err != nil {
+			if err = a.net.classify(err); errors.Is(err, ErrSecurity) {
+				return err
+			}
+		}
 		resp, err := a.client.ApiVersions(ctx, &kafka.ApiVersionsRequest{})
 		if err != nil {
 			return err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"time"
 
@@ -231,7 +232,13 @@ func (p *partitionFetch) fetchOnce(ctx context.Context) error {
 		ReplicaID:      -1,
 		MaxWaitTime:    int32(cfg.MaxWait / time.Millisecond),
 		MinBytes:       int32(cfg.MinBytes),
-		MaxBytes:       int32(cfg.MaxBytes),
+		// The request holds one partition, so PartitionMaxBytes bounds the
+		// response (a first batch larger than it is returned whole either
+		// way). The response limit is left wide open because kfake (the
+		// embedded broker) drops the aborted-transaction list of a partition
+		// whose batches fill the response limit, which would let aborted
+		// records through; a partition limit it handles correctly.
+		MaxBytes:       math.MaxInt32,
 		IsolationLevel: p.f.isolation,
 		SessionID:      0,
 		SessionEpoch:   -1, // a full fetch, no fetch session
