@@ -229,9 +229,9 @@ func (p *partitionFetch) fetchOnce(ctx context.Context) error {
 	rctx, cancel := context.WithTimeout(ctx, cfg.MaxWait+fetchRequestTimeout)
 	defer cancel()
 	m, err := p.f.transport.RoundTrip(rctx, p.f.addr, &fetch.Request{
-		ReplicaID:      -1,
-		MaxWaitTime:    int32(cfg.MaxWait / time.Millisecond),
-		MinBytes:       int32(cfg.MinBytes),
+		ReplicaID:   -1,
+		MaxWaitTime: int32(cfg.MaxWait / time.Millisecond),
+		MinBytes:    int32(cfg.MinBytes),
 		// The request holds one partition, so PartitionMaxBytes bounds the
 		// response (a first batch larger than it is returned whole either
 		// way). The response limit is left wide open because kfake (the
