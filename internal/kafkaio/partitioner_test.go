@@ -39,7 +39,7 @@ func TestProducer_partitions_keys_like_the_Java_client(t *testing.T) {
 	}
 	bal := p.writer().Balancer
 	rng := rand.New(rand.NewPCG(1, 2))
-	for i := range 20000 {
+	for i := range 5000 {
 		var key []byte
 		switch i % 4 {
 		case 0:

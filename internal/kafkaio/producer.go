@@ -189,14 +189,14 @@ func (p *Producer) Publish(ctx context.Context, msgs ...Message) error {
 			return fmt.Errorf("kafkaio: publish: message %d has no topic", i)
 		}
 		if size := RecordSize(m); size > p.maxBytes {
-			return fmt.Errorf("kafkaio: publish: %w", &MessageTooLargeError{Topic: m.Topic, Index: i, Size: size, Limit: p.maxBytes})
+			return &MessageTooLargeError{Topic: m.Topic, Index: i, Size: size, Limit: p.maxBytes}
 		}
 		kms[i] = toKafka(m)
 		kms[i].WriterData = &results[i]
 	}
 	if err := p.w.WriteMessages(ctx, kms...); err != nil {
 		if tooLarge := p.tooLarge(ctx, msgs, kms, err); tooLarge != nil {
-			return fmt.Errorf("kafkaio: publish: %w", tooLarge)
+			return tooLarge
 		}
 		err = p.net.classify(err)
 		var werrs kafka.WriteErrors
