@@ -87,7 +87,14 @@ func (p *partitionFetch) run() {
 // fetcher stopped meanwhile.
 func (p *partitionFetch) failed(ctx context.Context, err error) bool {
 	err = p.net.classify(err)
-	err = fmt.Errorf("kafkaio: fetch %s/%d at offset %d: %w", p.topic, p.partition, p.offset, err)
+	at := fmt.Sprint(p.offset)
+	switch p.offset {
+	case OffsetFirst:
+		at = "first"
+	case OffsetLast:
+		at = "last"
+	}
+	err = fmt.Errorf("kafkaio: fetch %s/%d at offset %s: %w", p.topic, p.partition, at, err)
 	p.attempts++
 	transient := fetchTransient(err)
 	log := p.f.log.Debug().Err(err).Str("topic", p.topic).Int("partition", p.partition).Int("attempt", p.attempts)

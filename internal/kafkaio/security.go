@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -269,7 +271,7 @@ func (n *netConfig) dial(ctx context.Context, network, addr string) (net.Conn, e
 		_ = raw.Close()
 		return nil, n.handshakeError(ctx, network, addr, err)
 	}
-	return &tlsConn{Conn: tc, addr: addr}, nil
+	return &tlsConn{Conn: tc, n: n, addr: addr}, nil
 }
 
 // handshakeError names the cause of a failed TLS handshake.
@@ -358,19 +360,81 @@ func probeTLS(network, addr string) bool {
 	return err == nil || isRemoteAlert(err, nil)
 }
 
+// requestTracker follows the requests written on a connection (each is a
+// 4-byte size, then the API key) to know which one the broker is answering.
+type requestTracker struct {
+	mu     sync.Mutex
+	hdr    [6]byte
+	n      int   // bytes of hdr filled
+	remain int64 // bytes left of the current request
+	key    int16 // API key of the last request started
+}
+
+func (t *requestTracker) wrote(b []byte) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for len(b) > 0 {
+		if t.remain > 0 {
+			k := min(t.remain, int64(len(b)))
+			t.remain -= k
+			b = b[k:]
+			continue
+		}
+		c := copy(t.hdr[t.n:], b)
+		t.n += c
+		b = b[c:]
+		if t.n == len(t.hdr) {
+			t.key = int16(binary.BigEndian.Uint16(t.hdr[4:6]))
+			t.remain = int64(int32(binary.BigEndian.Uint32(t.hdr[:4]))) - 2
+			t.n = 0
+		}
+	}
+}
+
+// inSASL reports whether the last request was a SASL one (SaslHandshake or
+// SaslAuthenticate).
+func (t *requestTracker) inSASL() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.key == int16(protocol.SaslHandshake) || t.key == int16(protocol.SaslAuthenticate)
+}
+
+// isClosed reports whether err means the peer closed the connection.
+func isClosed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// saslClosed is the error of a broker that closed the connection in the
+// middle of SASL authentication: it refused the credentials (kfake does that
+// instead of answering error 58; kafka-go reads it as io.ErrUnexpectedEOF
+// and would report a transient network error).
+func (n *netConfig) saslClosed(addr string, err error) error {
+	return fmt.Errorf("%w: SASL authentication %s failed: the broker at %s closed the connection (%v)", ErrSecurity, n.saslDesc, addr, err)
+}
+
 // plainConn is a plaintext broker connection that recognizes a TLS listener:
 // one answers the first request with a TLS record (Apache Kafka sends an
-// alert) or closes the connection without a byte (Go's crypto/tls, kfake).
+// alert) or closes the connection without a byte (Go's crypto/tls, kfake);
+// and a broker that closes the connection to refuse SASL credentials.
 type plainConn struct {
 	net.Conn
 	n       *netConfig
 	network string
 	addr    string
 	got     atomic.Bool // a byte was read
+	reqs    requestTracker
+}
+
+func (c *plainConn) Write(b []byte) (int, error) {
+	c.reqs.wrote(b)
+	return c.Conn.Write(b)
 }
 
 func (c *plainConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
+	if err != nil && isClosed(err) && c.reqs.inSASL() {
+		return n, c.n.saslClosed(c.addr, err)
+	}
 	if c.got.Load() {
 		return n, err
 	}
@@ -384,8 +448,7 @@ func (c *plainConn) Read(b []byte) (int, error) {
 		return n, err
 	}
 	var timeout interface{ Timeout() bool }
-	if err != nil && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || (errors.As(err, &timeout) && timeout.Timeout())) &&
-		probeTLS(c.network, c.addr) {
+	if err != nil && (isClosed(err) || (errors.As(err, &timeout) && timeout.Timeout())) && probeTLS(c.network, c.addr) {
 		return 0, fmt.Errorf("%w: plaintext to %s: the listener expects TLS (the broker closed the connection: %v)", ErrSecurity, c.addr, err)
 	}
 	return n, err
@@ -393,26 +456,39 @@ func (c *plainConn) Read(b []byte) (int, error) {
 
 // tlsConn reports TLS alerts received after the handshake (with TLS 1.3 a
 // broker refuses a missing or untrusted client certificate only then) as
-// ErrSecurity.
+// ErrSecurity, and a broker that closes the connection to refuse SASL
+// credentials.
 type tlsConn struct {
 	net.Conn
+	n    *netConfig
 	addr string
+	reqs requestTracker
 }
 
 func (c *tlsConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
-	var alert *net.OpError
-	if err != nil && isRemoteAlert(err, &alert) {
-		return n, fmt.Errorf("%w: TLS to %s: the broker refused the session (%v): is the client certificate missing or not trusted?", ErrSecurity, c.addr, alert)
+	if err != nil {
+		err = c.check(err)
 	}
 	return n, err
 }
 
 func (c *tlsConn) Write(b []byte) (int, error) {
+	c.reqs.wrote(b)
 	n, err := c.Conn.Write(b)
-	var alert *net.OpError
-	if err != nil && isRemoteAlert(err, &alert) {
-		return n, fmt.Errorf("%w: TLS to %s: the broker refused the session (%v): is the client certificate missing or not trusted?", ErrSecurity, c.addr, alert)
+	if err != nil {
+		err = c.check(err)
 	}
 	return n, err
+}
+
+func (c *tlsConn) check(err error) error {
+	var alert *net.OpError
+	switch {
+	case isRemoteAlert(err, &alert):
+		return fmt.Errorf("%w: TLS to %s: the broker refused the session (%v): is the client certificate missing or not trusted?", ErrSecurity, c.addr, alert)
+	case isClosed(err) && c.reqs.inSASL():
+		return c.n.saslClosed(c.addr, err)
+	}
+	return err
 }
