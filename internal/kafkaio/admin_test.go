@@ -331,6 +331,11 @@ func TestAdmin_DeleteRecords_movesTheLogStart(t *testing.T) {
 	if _, err := admin.DeleteRecords(ctx, "no-such-topic-"+topic, 0, 1); !errors.Is(err, ErrUnknownTopic) {
 		t.Errorf("delete records of a missing topic: %v, want ErrUnknownTopic", err)
 	}
+	if _, err := admin.DeleteRecords(ctx, topic, 7, 1); err == nil {
+		t.Error("delete records of partition 7 of 2 succeeded")
+	} else {
+		t.Logf("partition 7: %v", err)
+	}
 	if _, err := admin.DeleteRecords(ctx, topic, 1, -5); err == nil {
 		t.Error("offset -5 accepted")
 	}

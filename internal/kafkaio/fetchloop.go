@@ -97,16 +97,19 @@ func (p *partitionFetch) failed(ctx context.Context, err error) bool {
 	err = fmt.Errorf("kafkaio: fetch %s/%d at offset %s: %w", p.topic, p.partition, at, err)
 	p.attempts++
 	transient := fetchTransient(err)
-	log := p.f.log.Debug().Err(err).Str("topic", p.topic).Int("partition", p.partition).Int("attempt", p.attempts)
-	if transient && p.attempts == 1 {
+	debug := func(msg string) {
+		p.f.log.Debug().Err(err).Str("topic", p.topic).Int("partition", p.partition).Int("attempt", p.attempts).Msg(msg)
+	}
+	switch {
+	case transient && p.attempts == 1:
 		// A single failure (one stale pooled connection after a broker
 		// restart) is retried quietly.
-		log.Msg("kafka fetch failed; retrying")
-	} else if !p.failing {
+		debug("kafka fetch failed; retrying")
+	case !p.failing:
 		p.failing = true
 		p.f.troubleStart(p.topic, p.partition, err)
-	} else {
-		log.Msg("kafka fetch still failing")
+	default:
+		debug("kafka fetch still failing")
 	}
 	if !transient && !p.reported {
 		p.reported = true

@@ -384,6 +384,34 @@ func TestProducer_messageOverTopicLimit_isRefusedAsTooLarge(t *testing.T) {
 	if msgs[0].Offset != 0 || msgs[0].Partition != 0 {
 		t.Errorf("a failed publish changed the messages: %+v", msgs[0])
 	}
+
+	// Two messages over the limit in the refused batch: neither is named.
+	msgs = append(msgs, Message{Topic: topic, Key: []byte("d"), Value: bytes.Repeat([]byte("y"), 1800)})
+	err = p.Publish(ctx, msgs...)
+	if !errors.As(err, &tooLarge) || tooLarge.Index != -1 || tooLarge.Size != RecordSize(msgs[3]) || tooLarge.Limit != 1000 {
+		t.Errorf("two messages over the limit: %v (%+v), want Index -1 and the largest size", err, tooLarge)
+	}
+	t.Logf("error: %v", err)
+}
+
+// kafka-go refuses a message larger than the Writer's BatchBytes itself;
+// Publish checks sizes first so that this cannot happen with its settings,
+// but the refusal is still reported as ErrMessageTooLarge.
+func TestProducer_refusalByKafkaGo_isMessageTooLarge(t *testing.T) {
+	p, err := NewProducer(ProducerConfig{Brokers: []string{"127.0.0.1:1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.writer().BatchBytes = 100
+	ctx := testCtx(t, 5*time.Second)
+	err = p.Publish(ctx, Message{Topic: "t", Value: []byte("fits")}, Message{Topic: "t", Value: bytes.Repeat([]byte("x"), 200)})
+	var tooLarge *MessageTooLargeError
+	if !errors.As(err, &tooLarge) || tooLarge.Index != 1 || tooLarge.Size != RecordSize(Message{Value: bytes.Repeat([]byte("x"), 200)}) || IsTransient(err) {
+		t.Fatalf("publish: %v (%+v), want message 1 too large", err, tooLarge)
+	}
+	if !errors.Is(err, kafka.MessageSizeTooLarge) {
+		t.Errorf("the kafka-go error is not kept: %v", err)
+	}
 }
 
 func TestProducer_messageOverMaxMessageBytes_isRefusedBeforeSending(t *testing.T) {
