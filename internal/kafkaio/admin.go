@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -39,6 +40,8 @@ type AdminConfig struct {
 	// Timeout bounds each request when ctx has no earlier deadline.
 	// Default 10s.
 	Timeout time.Duration
+	// Security configures TLS and SASL. The zero value is plaintext.
+	Security Security
 }
 
 // Admin runs cluster and group administration requests over its own
@@ -46,6 +49,7 @@ type AdminConfig struct {
 type Admin struct {
 	client    *kafka.Client
 	transport *kafka.Transport
+	net       *netConfig
 }
 
 // TopicSpec describes a topic for EnsureTopics.
@@ -94,7 +98,11 @@ func NewAdmin(cfg AdminConfig) (*Admin, error) {
 	if len(cfg.Brokers) == 0 {
 		return nil, errors.New("kafkaio: admin: no brokers")
 	}
-	t := newTransport(cfg.ClientID)
+	nc, err := newNetConfig(cfg.ClientID, cfg.Security)
+	if err != nil {
+		return nil, fmt.Errorf("kafkaio: admin: %w", err)
+	}
+	t := nc.transport()
 	return &Admin{
 		client: &kafka.Client{
 			Addr:      kafka.TCP(cfg.Brokers...),
@@ -102,6 +110,7 @@ func NewAdmin(cfg AdminConfig) (*Admin, error) {
 			Timeout:   orDefault(cfg.Timeout, DefaultAdminTimeout),
 		},
 		transport: t,
+		net:       nc,
 	}, nil
 }
 
@@ -119,14 +128,16 @@ func (a *Admin) Close() error {
 // pool too: a kafka-go pool whose first metadata request failed (it was
 // created, or re-created by a flush, while the broker was down) caches that
 // error and returns it for every request until its next metadata refresh, up
-// to MetadataTTL later, even once the broker is back.
+// to MetadataTTL later, even once the broker is back. Security failures
+// (ErrSecurity, see netConfig.classify) are not retried either, and flush the
+// pool for the same reason.
 func (a *Admin) do(ctx context.Context, fn func() error) error {
 	var err error
 	for attempt := 0; attempt < adminAttempts; attempt++ {
-		if err = fn(); err == nil || ctx.Err() != nil {
+		if err = a.net.classify(fn()); err == nil || ctx.Err() != nil {
 			return err
 		}
-		if errors.Is(err, syscall.ECONNREFUSED) {
+		if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, ErrSecurity) {
 			a.transport.CloseIdleConnections()
 			return err
 		}
@@ -148,8 +159,22 @@ func isStaleConn(err error) bool {
 // Ping checks that a broker answers a request (ApiVersions, sent over the
 // wire: kafka-go serves Metadata requests from its cache, so they would not
 // prove the broker is reachable). For /readyz.
+//
+// A TLS or SASL failure (wrong password, untrusted certificate, TLS against
+// a plaintext listener or the reverse) fails it with ErrSecurity within a few
+// seconds (the dial timeout, 5s, bounds every step), with a message that
+// names the cause.
 func (a *Admin) Ping(ctx context.Context) error {
 	err := a.do(ctx, func() error {
+		// A pool that never got the cluster metadata keeps the error of its
+		// last attempt and answers Metadata requests with it: when that is a
+		// TLS or SASL failure, it is the answer (without a second connection
+		// attempt, which would take as long again).
+		if _, err := a.client.Metadata(ctx, &kafka.MetadataRequest{}); err != nil {
+			if err = a.net.classify(err); errors.Is(err, ErrSecurity) {
+				return err
+			}
+		}
 		resp, err := a.client.ApiVersions(ctx, &kafka.ApiVersionsRequest{})
 		if err != nil {
 			return err
@@ -569,19 +594,31 @@ func (a *Admin) DescribeGroup(ctx context.Context, group string) (GroupInfo, err
 	return GroupInfo{}, fmt.Errorf("kafkaio: describe group %q: no answer for the group", group)
 }
 
-// TopicConfigs returns the topic's effective configs (DescribeConfigs), such
-// as max.message.bytes, cleanup.policy and retention.ms.
+// TopicConfigs returns the effective configuration of topic (DescribeConfigs):
+// every config the broker reports, whether set on the topic or inherited from
+// the broker or the defaults, e.g. "max.message.bytes", "cleanup.policy",
+// "retention.ms". Sensitive configs, whose value the broker withholds, are
+// left out. An unknown topic is an error wrapping ErrUnknownTopic.
 func (a *Admin) TopicConfigs(ctx context.Context, topic string) (map[string]string, error) {
-	var resp *kafka.DescribeConfigsResponse
+	var out map[string]string
 	err := a.do(ctx, func() error {
 		var err error
-		resp, err = a.client.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{
-			Resources: []kafka.DescribeConfigRequestResource{{ResourceType: kafka.ResourceTypeTopic, ResourceName: topic}},
-		})
+		out, err = describeTopicConfigs(ctx, a.client, topic)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("kafkaio: configs of topic %q: %w", topic, err)
+	}
+	return out, nil
+}
+
+// describeTopicConfigs sends DescribeConfigs for one topic.
+func describeTopicConfigs(ctx context.Context, c *kafka.Client, topic string) (map[string]string, error) {
+	resp, err := c.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{
+		Resources: []kafka.DescribeConfigRequestResource{{ResourceType: kafka.ResourceTypeTopic, ResourceName: topic}},
+	})
+	if err != nil {
+		return nil, err
 	}
 	for _, r := range resp.Resources {
 		if r.ResourceName != topic {
@@ -589,15 +626,96 @@ func (a *Admin) TopicConfigs(ctx context.Context, topic string) (map[string]stri
 		}
 		if r.Error != nil {
 			if errors.Is(r.Error, kafka.UnknownTopicOrPartition) {
-				return nil, fmt.Errorf("kafkaio: configs of topic %q: %w", topic, ErrUnknownTopic)
+				return nil, fmt.Errorf("%w: %q", ErrUnknownTopic, topic)
 			}
-			return nil, fmt.Errorf("kafkaio: configs of topic %q: %w", topic, r.Error)
+			return nil, r.Error
 		}
 		out := make(map[string]string, len(r.ConfigEntries))
 		for _, e := range r.ConfigEntries {
+			if e.IsSensitive {
+				continue
+			}
 			out[e.ConfigName] = e.ConfigValue
 		}
 		return out, nil
 	}
-	return nil, fmt.Errorf("kafkaio: configs of topic %q: no answer for the topic", topic)
+	return nil, fmt.Errorf("no answer for topic %q", topic)
+}
+
+// topicMaxMessageBytes returns the effective max.message.bytes of topic.
+func topicMaxMessageBytes(ctx context.Context, rt kafka.RoundTripper, addr net.Addr, topic string) (int, error) {
+	cfgs, err := describeTopicConfigs(ctx, &kafka.Client{Addr: addr, Transport: rt}, topic)
+	if err != nil {
+		return 0, err
+	}
+	v, ok := cfgs["max.message.bytes"]
+	if !ok {
+		return 0, errors.New("max.message.bytes not reported")
+	}
+	return strconv.Atoi(v)
+}
+
+// DeleteRecords deletes the records of topic's partition below the offset
+// before (DeleteRecords, sent to the partition leader) and returns the
+// partition's new log start offset (its low watermark). before = -1 deletes
+// every record up to the high watermark. Deleting below the current log start
+// changes nothing and returns the log start; an offset above the high
+// watermark fails with an *OffsetOutOfRangeError.
+func (a *Admin) DeleteRecords(ctx context.Context, topic string, partition int, before int64) (int64, error) {
+	if before < -1 {
+		return 0, fmt.Errorf("kafkaio: delete records of %s/%d: invalid offset %d", topic, partition, before)
+	}
+	if _, err := a.partitionsOf(ctx, []string{topic}); err != nil {
+		return 0, fmt.Errorf("kafkaio: delete records of %s/%d: %w", topic, partition, err)
+	}
+	timeout := orDefault(a.client.Timeout, DefaultAdminTimeout)
+	req := &deleteRecordsRequest{
+		Topics: []deleteRecordsRequestTopic{{Name: topic, Partitions: []deleteRecordsRequestPartition{
+			{PartitionIndex: int32(partition), Offset: before},
+		}}},
+		TimeoutMs: int32(timeout / time.Millisecond),
+	}
+	var low int64
+	var code int16
+	err := a.do(ctx, func() error {
+		rctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		m, err := a.transport.RoundTrip(rctx, a.client.Addr, req)
+		if err != nil {
+			return err
+		}
+		resp, ok := m.(*deleteRecordsResponse)
+		if !ok {
+			return fmt.Errorf("unexpected response %T", m)
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if t.Name == topic && int(p.PartitionIndex) == partition {
+					low, code = p.LowWatermark, p.ErrorCode
+					return nil
+				}
+			}
+		}
+		return errors.New("no answer for the partition")
+	})
+	if err != nil {
+		return 0, fmt.Errorf("kafkaio: delete records of %s/%d below %d: %w", topic, partition, before, err)
+	}
+	switch kerr := kafka.Error(code); {
+	case code == 0:
+		return low, nil
+	case errors.Is(kerr, kafka.OffsetOutOfRange):
+		offs, lerr := a.ListOffsets(ctx, topic)
+		if lerr != nil {
+			return 0, fmt.Errorf("kafkaio: delete records of %s/%d below %d: %w (and %w)", topic, partition, before, kerr, lerr)
+		}
+		po := offs[partition]
+		if before <= po.First && before >= 0 {
+			return po.First, nil // nothing to delete (Apache Kafka answers so too)
+		}
+		return 0, fmt.Errorf("kafkaio: delete records: %w", &OffsetOutOfRangeError{
+			Topic: topic, Partition: partition, Offset: before, LogStart: po.First, HighWatermark: po.Last})
+	default:
+		return 0, fmt.Errorf("kafkaio: delete records of %s/%d below %d: %w", topic, partition, before, kerr)
+	}
 }

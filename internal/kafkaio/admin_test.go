@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/mvrepair/mvrepair/internal/embedded"
 )
@@ -267,5 +271,93 @@ func TestAdmin_Ping_detects_broker_loss(t *testing.T) {
 		t.Fatal("ping succeeded after the broker stopped")
 	} else if !IsTransient(err) {
 		t.Errorf("IsTransient(%v) = false", err)
+	}
+}
+
+func TestAdmin_TopicConfigs_returnsEffectiveConfigs(t *testing.T) {
+	brokers, _ := testBrokers(t)
+	ctx := testCtx(t, 30*time.Second)
+	topic := newTopic(t, ctx, brokers, 1, map[string]string{"retention.ms": "3600000", "cleanup.policy": "compact"})
+	admin := newTestAdmin(t, brokers[0])
+	cfgs, err := admin.TopicConfigs(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfgs["retention.ms"] != "3600000" || cfgs["cleanup.policy"] != "compact" {
+		t.Errorf("set configs: retention.ms=%q cleanup.policy=%q", cfgs["retention.ms"], cfgs["cleanup.policy"])
+	}
+	if v, err := strconv.Atoi(cfgs["max.message.bytes"]); err != nil || v <= 0 {
+		t.Errorf("inherited max.message.bytes = %q, want the broker default", cfgs["max.message.bytes"])
+	}
+	t.Logf("%d configs, max.message.bytes=%s", len(cfgs), cfgs["max.message.bytes"])
+	if _, err := admin.TopicConfigs(ctx, "no-such-topic-"+topic); !errors.Is(err, ErrUnknownTopic) {
+		t.Errorf("configs of a missing topic: %v, want ErrUnknownTopic", err)
+	}
+}
+
+func TestAdmin_DeleteRecords_movesTheLogStart(t *testing.T) {
+	brokers, _ := testBrokers(t)
+	ctx := testCtx(t, 30*time.Second)
+	topic := newTopic(t, ctx, brokers, 2, nil)
+	admin := newTestAdmin(t, brokers[0])
+	p := newTestProducer(t, brokers[0])
+	publishTo(t, ctx, p, topic, 1, 2, seq("v", 0, 10)...)
+
+	low, err := admin.DeleteRecords(ctx, topic, 1, 4)
+	if err != nil || low != 4 {
+		t.Fatalf("delete below 4: %d, %v", low, err)
+	}
+	offs, err := admin.ListOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if offs[1] != (PartitionOffsets{First: 4, Last: 10}) || offs[0] != (PartitionOffsets{}) {
+		t.Errorf("offsets after the delete: %v", offs)
+	}
+	// Below the log start: nothing to do.
+	if low, err := admin.DeleteRecords(ctx, topic, 1, 2); err != nil || low != 4 {
+		t.Errorf("delete below 2 after 4: %d, %v, want 4", low, err)
+	}
+	// -1: everything.
+	if low, err := admin.DeleteRecords(ctx, topic, 1, -1); err != nil || low != 10 {
+		t.Errorf("delete all: %d, %v, want 10", low, err)
+	}
+	// Above the high watermark.
+	_, err = admin.DeleteRecords(ctx, topic, 1, 11)
+	var oor *OffsetOutOfRangeError
+	if !errors.As(err, &oor) || oor.HighWatermark != 10 || oor.Offset != 11 {
+		t.Errorf("delete below 11 (high watermark 10): %v, want an *OffsetOutOfRangeError", err)
+	}
+	if _, err := admin.DeleteRecords(ctx, "no-such-topic-"+topic, 0, 1); !errors.Is(err, ErrUnknownTopic) {
+		t.Errorf("delete records of a missing topic: %v, want ErrUnknownTopic", err)
+	}
+	if _, err := admin.DeleteRecords(ctx, topic, 7, 1); err == nil {
+		t.Error("delete records of partition 7 of 2 succeeded")
+	} else {
+		t.Logf("partition 7: %v", err)
+	}
+	if _, err := admin.DeleteRecords(ctx, topic, 1, -5); err == nil {
+		t.Error("offset -5 accepted")
+	}
+}
+
+// The DeleteRecords messages are defined here with kafka-go's struct tags in
+// their classic (v0-v1) and flexible (v2) encodings; a broker capped at v1
+// exercises the classic one.
+func TestAdmin_DeleteRecords_withTheClassicEncoding(t *testing.T) {
+	v := kversion.Stable()
+	v.SetMaxKeyVersion(21, 1)
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "old"), kfake.MaxVersions(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	addr := c.ListenAddrs()[0]
+	ctx := testCtx(t, 20*time.Second)
+	p := newTestProducer(t, addr)
+	publishN(t, ctx, p, "old", 5, 1)
+	admin := newTestAdmin(t, addr)
+	if low, err := admin.DeleteRecords(ctx, "old", 0, 3); err != nil || low != 3 {
+		t.Fatalf("delete records (v1): %d, %v", low, err)
 	}
 }

@@ -70,6 +70,8 @@ type GroupConfig struct {
 	// StartOffset is "first" (default) or "last", for partitions with no
 	// committed offset.
 	StartOffset string
+	// Security configures TLS and SASL. The zero value is plaintext.
+	Security Security
 	// Logger receives kafka-go's logs (Debug for info, Warn for errors).
 	// The zero value discards them.
 	Logger zerolog.Logger
@@ -81,6 +83,7 @@ type Group struct {
 	cg       *kafka.ConsumerGroup
 	balancer *SingleActiveBalancer // nil with the range balancer
 	groupID  string
+	net      *netConfig
 }
 
 // NewGroup creates the membership. It does not connect: joining happens in
@@ -107,10 +110,14 @@ func NewGroup(cfg GroupConfig) (*Group, error) {
 	default:
 		return nil, fmt.Errorf("kafkaio: group: invalid start offset %q (want %q or %q)", cfg.StartOffset, StartFirst, StartLast)
 	}
+	nc, err := newNetConfig(cfg.ClientID, cfg.Security)
+	if err != nil {
+		return nil, fmt.Errorf("kafkaio: group %q: %w", cfg.GroupID, err)
+	}
 	kcfg := kafka.ConsumerGroupConfig{
 		ID:                cfg.GroupID,
 		Brokers:           cfg.Brokers,
-		Dialer:            newDialer(cfg.ClientID),
+		Dialer:            nc.dialer(),
 		Topics:            slices.Clone(cfg.Topics),
 		GroupBalancers:    []kafka.GroupBalancer{gb},
 		HeartbeatInterval: orDefault(cfg.HeartbeatInterval, DefaultHeartbeatInterval),
@@ -130,7 +137,7 @@ func NewGroup(cfg GroupConfig) (*Group, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafkaio: group %q: %w", cfg.GroupID, err)
 	}
-	return &Group{cg: cg, balancer: sab, groupID: cfg.GroupID}, nil
+	return &Group{cg: cg, balancer: sab, groupID: cfg.GroupID, net: nc}, nil
 }
 
 // Next blocks until this member is part of a new generation and returns it.
@@ -142,15 +149,16 @@ func NewGroup(cfg GroupConfig) (*Group, error) {
 //
 // Errors joining the group are returned as they happen (the group keeps
 // retrying in the background, so callers usually log and call Next again);
-// errors.Is(err, ErrFenced) when the coordinator evicted this member, and
-// ErrGroupClosed after Close.
+// errors.Is(err, ErrFenced) when the coordinator evicted this member,
+// errors.Is(err, ErrSecurity) for a TLS or SASL failure, and ErrGroupClosed
+// after Close.
 func (g *Group) Next(ctx context.Context) (*Generation, error) {
 	kg, err := g.cg.Next(ctx)
 	if err != nil {
 		if errors.Is(err, kafka.ErrGroupClosed) {
 			return nil, fmt.Errorf("%w: %w", ErrGroupClosed, err)
 		}
-		return nil, fmt.Errorf("kafkaio: group %q: next generation: %w", g.groupID, wrapFenced(err))
+		return nil, fmt.Errorf("kafkaio: group %q: next generation: %w", g.groupID, g.net.classify(wrapFenced(err)))
 	}
 	gen := newGeneration(kg)
 	if g.balancer != nil {
@@ -294,15 +302,6 @@ func (g *Generation) Commit(ctx context.Context, offsets map[string]map[int]int6
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("kafkaio: commit (generation %d): %w", g.ID(), ctx.Err())
-	}
-}
-
-// newDialer is the dialer of coordinator and partition-leader connections.
-func newDialer(clientID string) *kafka.Dialer {
-	return &kafka.Dialer{
-		ClientID:  clientID,
-		Timeout:   10 * time.Second,
-		DualStack: true,
 	}
 }
 

@@ -2,7 +2,10 @@ package kafkaio
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math/rand/v2"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -151,5 +154,55 @@ func publishN(t *testing.T, ctx context.Context, p *Producer, topic string, n, k
 	}
 	if err := p.Publish(ctx, msgs...); err != nil {
 		t.Fatalf("publish: %v", err)
+	}
+}
+
+// testBrokers returns the brokers of a test: KAFKA_BROKERS (comma
+// separated) when set, else a fresh embedded broker (kfake over TCP), and
+// whether they are external.
+func testBrokers(t *testing.T) ([]string, bool) {
+	t.Helper()
+	var ext []string
+	for _, b := range strings.Split(os.Getenv("KAFKA_BROKERS"), ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			ext = append(ext, b)
+		}
+	}
+	if len(ext) > 0 {
+		return ext, true
+	}
+	return []string{startBroker(t)}, false
+}
+
+// newTopic creates a topic with a name unique to the test and returns it.
+func newTopic(t *testing.T, ctx context.Context, brokers []string, partitions int, configs map[string]string) string {
+	t.Helper()
+	name := fmt.Sprintf("%s-%x", strings.NewReplacer("/", "-", "_", "-").Replace(strings.ToLower(t.Name())), rand.Uint32())
+	a, err := NewAdmin(AdminConfig{Brokers: brokers, ClientID: "test-topics"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.EnsureTopics(ctx, []TopicSpec{{Name: name, Partitions: partitions, ReplicationFactor: 1, Configs: configs}}); err != nil {
+		t.Fatalf("create topic %s: %v", name, err)
+	}
+	return name
+}
+
+// fetchFor collects what f delivers until nothing comes for quiet.
+func fetchFor(t *testing.T, ctx context.Context, f *Fetcher, quiet time.Duration) []Message {
+	t.Helper()
+	var out []Message
+	for {
+		qctx, cancel := context.WithTimeout(ctx, quiet)
+		m, err := f.Fetch(qctx)
+		cancel()
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+				return out
+			}
+			t.Fatalf("fetch: %v", err)
+		}
+		out = append(out, m)
 	}
 }

@@ -6,8 +6,21 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
-// Message is one Kafka record. For Publish, Partition and Offset are ignored
-// (the partition is chosen by key hash) and a zero Time means "now".
+// Message is one Kafka record.
+//
+// For Publish, Partition and Offset are inputs that are ignored (the
+// partition is chosen by key hash) and outputs: a successful Publish sets
+// them to where the message was written. A zero Time means "now".
+//
+// From a Fetcher, a Message with Skip set is not a record but a placeholder:
+// the records from the previous delivered offset of the partition up to and
+// including Offset were skipped, because they are transaction control
+// records (commit/abort markers) or belong to aborted transactions (with
+// read_committed). Only Topic, Partition, Offset and Skip are set. A consumer
+// must not process it, but must move its position past it (commit
+// Offset+1), or it would never commit past those records. One placeholder
+// covers a whole run of skipped records; it comes in offset order with the
+// partition's other messages.
 type Message struct {
 	Topic     string
 	Partition int
@@ -16,10 +29,7 @@ type Message struct {
 	Value     []byte
 	Headers   []Header
 	Time      time.Time
-	// Skip marks a placeholder that carries no record: the offsets up to and
-	// including Offset were read but hold nothing to process (transaction
-	// markers, records of aborted transactions). Consumers move their
-	// committed position past it.
+	// Skip marks a placeholder for skipped records (see above).
 	Skip bool
 	// Received is when the fetcher queued the message (zero for messages
 	// not from a fetcher): batches measure their wait from it.
@@ -42,25 +52,6 @@ func HeaderValue(hs []Header, key string) (string, bool) {
 	return "", false
 }
 
-// fromKafka converts a kafka-go message.
-func fromKafka(m kafka.Message) Message {
-	out := Message{
-		Topic:     m.Topic,
-		Partition: m.Partition,
-		Offset:    m.Offset,
-		Key:       m.Key,
-		Value:     m.Value,
-		Time:      m.Time,
-	}
-	if len(m.Headers) > 0 {
-		out.Headers = make([]Header, len(m.Headers))
-		for i, h := range m.Headers {
-			out.Headers[i] = Header{Key: h.Key, Value: h.Value}
-		}
-	}
-	return out
-}
-
 // toKafka converts a message for the writer (partition and offset are left to
 // the writer).
 func toKafka(m Message) kafka.Message {
@@ -77,4 +68,48 @@ func toKafka(m Message) kafka.Message {
 		}
 	}
 	return out
+}
+
+// recordBatchOverhead is the size of a v2 record batch without its records
+// (base offset 8, length 4, leader epoch 4, magic 1, crc 4, attributes 2,
+// last offset delta 4, first and max timestamps 16, producer id 8, producer
+// epoch 2, base sequence 4, record count 4).
+const recordBatchOverhead = 61
+
+// RecordSize returns the bytes m takes on the wire as brokers count it
+// against max.message.bytes: a record batch (v2) holding m alone, that is the
+// batch header plus the record with its key, value and headers, uncompressed.
+// Callers can compare it to a topic's max.message.bytes before publishing.
+// With compression the broker counts the compressed batch, which is usually
+// smaller.
+func RecordSize(m Message) int {
+	body := 1 + // attributes
+		varintLen(0) + // timestamp delta
+		varintLen(0) + // offset delta
+		bytesLen(m.Key) + bytesLen(m.Value) +
+		varintLen(int64(len(m.Headers)))
+	for _, h := range m.Headers {
+		body += varintLen(int64(len(h.Key))) + len(h.Key) + bytesLen(h.Value)
+	}
+	return recordBatchOverhead + varintLen(int64(body)) + body
+}
+
+// bytesLen is the size of a nullable byte field of a record: a zig-zag
+// varint length (-1 for nil) and the bytes.
+func bytesLen(b []byte) int {
+	if b == nil {
+		return varintLen(-1)
+	}
+	return varintLen(int64(len(b))) + len(b)
+}
+
+// varintLen is the size of v as a zig-zag varint.
+func varintLen(v int64) int {
+	u := uint64((v << 1) ^ (v >> 63))
+	n := 1
+	for u >= 0x80 {
+		u >>= 7
+		n++
+	}
+	return n
 }

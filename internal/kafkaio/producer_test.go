@@ -1,6 +1,7 @@
 package kafkaio
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
 )
 
 func TestProducer_settings(t *testing.T) {
@@ -23,8 +25,8 @@ func TestProducer_settings(t *testing.T) {
 	if w.RequiredAcks != kafka.RequireAll {
 		t.Errorf("RequiredAcks = %v, want RequireAll", w.RequiredAcks)
 	}
-	if _, ok := w.Balancer.(*kafka.Hash); !ok {
-		t.Errorf("Balancer = %T, want *kafka.Hash", w.Balancer)
+	if _, ok := w.Balancer.(*kafka.Murmur2Balancer); !ok {
+		t.Errorf("Balancer = %T, want *kafka.Murmur2Balancer (the Java client's partitioner)", w.Balancer)
 	}
 	if w.BatchTimeout != 3*time.Millisecond {
 		t.Errorf("BatchTimeout = %v, want 3ms", w.BatchTimeout)
@@ -112,11 +114,10 @@ func TestProducer_keyed_messages_land_on_one_partition(t *testing.T) {
 	if len(parts) < 2 {
 		t.Errorf("%d keys all on %d partition(s): not hashed?", keys, len(parts))
 	}
-	// The partition is kafka.Hash's choice (FNV-1a, Sarama-compatible).
-	h := &kafka.Hash{}
+	// The partition is the Java client's choice (murmur2).
 	for k, got := range keyPart {
-		if want := h.Balance(kafka.Message{Key: []byte(k)}, 0, 1, 2, 3); want != got {
-			t.Errorf("key %s on partition %d, hash says %d", k, got, want)
+		if want := javaPartition([]byte(k), 4); want != got {
+			t.Errorf("key %s on partition %d, the Java partitioner says %d", k, got, want)
 		}
 	}
 }
@@ -248,5 +249,215 @@ func TestIsTransient(t *testing.T) {
 		if got := IsTransient(c.err); got != c.want {
 			t.Errorf("IsTransient(%v) = %v, want %v", c.err, got, c.want)
 		}
+	}
+}
+
+func TestProducer_Publish_setsPartitionAndOffsetOfEachMessage(t *testing.T) {
+	brokers, _ := testBrokers(t)
+	ctx := testCtx(t, 30*time.Second)
+	topic := newTopic(t, ctx, brokers, 3, nil)
+	p := newTestProducer(t, brokers[0])
+	var msgs []Message
+	for i := range 60 {
+		msgs = append(msgs, Message{Topic: topic, Partition: -7, Offset: -7, Key: fmt.Appendf(nil, "k%d", i%9), Value: fmt.Appendf(nil, "%d", i)})
+	}
+	if err := p.Publish(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	next := map[int]int64{}
+	for i, m := range msgs {
+		if want := javaPartition(m.Key, 3); m.Partition != want {
+			t.Errorf("message %d: partition %d, want %d", i, m.Partition, want)
+		}
+		if m.Offset != next[m.Partition] { // in order, from 0, per partition
+			t.Errorf("message %d: offset %d on partition %d, want %d", i, m.Offset, m.Partition, next[m.Partition])
+		}
+		next[m.Partition] = m.Offset + 1
+	}
+	// The fetcher finds each value where Publish said it is.
+	got := readToEnd(t, ctx, FetcherConfig{Brokers: brokers}, topic)
+	for _, m := range msgs {
+		ms := got[m.Partition]
+		if int(m.Offset) >= len(ms) || !bytes.Equal(ms[m.Offset].Value, m.Value) {
+			t.Errorf("value %s not at %d/%d", m.Value, m.Partition, m.Offset)
+		}
+	}
+	// A second publish continues the offsets.
+	more := []Message{{Topic: topic, Key: msgs[0].Key, Value: []byte("more")}}
+	if err := p.Publish(ctx, more...); err != nil {
+		t.Fatal(err)
+	}
+	if more[0].Partition != msgs[0].Partition || more[0].Offset != next[msgs[0].Partition] {
+		t.Errorf("second publish at %d/%d, want %d/%d", more[0].Partition, more[0].Offset, msgs[0].Partition, next[msgs[0].Partition])
+	}
+}
+
+// messageOfSize returns a message to topic whose RecordSize is exactly size.
+func messageOfSize(t *testing.T, topic string, size int) Message {
+	t.Helper()
+	m := Message{Topic: topic, Key: []byte("key"), Headers: []Header{{Key: "h", Value: []byte("v")}}}
+	for n := max(size-100, 0); n < size; n++ {
+		m.Value = bytes.Repeat([]byte("x"), n)
+		if RecordSize(m) == size {
+			return m
+		}
+	}
+	t.Fatalf("no message of size %d", size)
+	return m
+}
+
+func TestRecordSize_isWhatTheBrokerCountsAgainstMaxMessageBytes(t *testing.T) {
+	brokers, _ := testBrokers(t)
+	ctx := testCtx(t, 30*time.Second)
+	const limit = 2000
+	topic := newTopic(t, ctx, brokers, 1, map[string]string{"max.message.bytes": fmt.Sprint(limit)})
+	p := newTestProducer(t, brokers[0]) // MaxMessageBytes 1 MiB: the broker decides
+	fits := messageOfSize(t, topic, limit)
+	if err := p.Publish(ctx, fits); err != nil {
+		t.Fatalf("a record of RecordSize %d = max.message.bytes refused: %v", limit, err)
+	}
+	over := messageOfSize(t, topic, limit+1)
+	err := p.Publish(ctx, over)
+	if !errors.Is(err, ErrMessageTooLarge) {
+		t.Fatalf("a record of RecordSize %d > max.message.bytes: %v, want ErrMessageTooLarge", limit+1, err)
+	}
+	t.Logf("refused: %v", err)
+
+	// The small cases, against kafka-go's own encoding of a one-record batch.
+	for _, m := range []Message{
+		{},
+		{Key: []byte{}, Value: []byte{}},
+		{Key: []byte("k"), Value: bytes.Repeat([]byte("v"), 200)},
+		{Value: bytes.Repeat([]byte("v"), 70000), Headers: []Header{{Key: "a", Value: nil}, {Key: "bb", Value: []byte("x")}}},
+	} {
+		if got, want := RecordSize(m), encodedBatchSize(t, m); got != want {
+			t.Errorf("RecordSize(key %d, value %d, %d headers) = %d, kafka-go encodes %d bytes", len(m.Key), len(m.Value), len(m.Headers), got, want)
+		}
+	}
+}
+
+// encodedBatchSize is the size of the record batch kafka-go's protocol
+// package writes for m alone.
+func encodedBatchSize(t *testing.T, m Message) int {
+	t.Helper()
+	rec := protocol.Record{Time: time.UnixMilli(1700000000000)}
+	if m.Key != nil {
+		rec.Key = protocol.NewBytes(m.Key)
+	}
+	if m.Value != nil {
+		rec.Value = protocol.NewBytes(m.Value)
+	}
+	for _, h := range m.Headers {
+		rec.Headers = append(rec.Headers, protocol.Header{Key: h.Key, Value: h.Value})
+	}
+	rs := protocol.RecordSet{Version: 2, Records: protocol.NewRecordReader(rec)}
+	var buf bytes.Buffer
+	if _, err := rs.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Len() - 4 // the record set's own size prefix
+}
+
+func TestProducer_messageOverTopicLimit_isRefusedAsTooLarge(t *testing.T) {
+	brokers, _ := testBrokers(t)
+	ctx := testCtx(t, 30*time.Second)
+	topic := newTopic(t, ctx, brokers, 1, map[string]string{"max.message.bytes": "1000"})
+	p := newTestProducer(t, brokers[0])
+	msgs := []Message{
+		{Topic: topic, Key: []byte("a"), Value: []byte("small")},
+		{Topic: topic, Key: []byte("b"), Value: bytes.Repeat([]byte("x"), 1500)},
+		{Topic: topic, Key: []byte("c"), Value: []byte("small")},
+	}
+	err := p.Publish(ctx, msgs...)
+	var tooLarge *MessageTooLargeError
+	if !errors.Is(err, ErrMessageTooLarge) || !errors.As(err, &tooLarge) {
+		t.Fatalf("publish: %v, want a *MessageTooLargeError", err)
+	}
+	t.Logf("error: %v", err)
+	want := MessageTooLargeError{Topic: topic, Index: 1, Size: RecordSize(msgs[1]), Limit: 1000}
+	if tooLarge.Topic != want.Topic || tooLarge.Index != want.Index || tooLarge.Size != want.Size || tooLarge.Limit != want.Limit {
+		t.Errorf("error %+v, want %+v", *tooLarge, want)
+	}
+	if IsTransient(err) {
+		t.Errorf("IsTransient = true")
+	}
+	if msgs[0].Offset != 0 || msgs[0].Partition != 0 {
+		t.Errorf("a failed publish changed the messages: %+v", msgs[0])
+	}
+
+	// Two messages over the limit in the refused batch: neither is named.
+	msgs = append(msgs, Message{Topic: topic, Key: []byte("d"), Value: bytes.Repeat([]byte("y"), 1800)})
+	err = p.Publish(ctx, msgs...)
+	if !errors.As(err, &tooLarge) || tooLarge.Index != -1 || tooLarge.Size != RecordSize(msgs[3]) || tooLarge.Limit != 1000 {
+		t.Errorf("two messages over the limit: %v (%+v), want Index -1 and the largest size", err, tooLarge)
+	}
+	t.Logf("error: %v", err)
+}
+
+// kafka-go refuses a message larger than the Writer's BatchBytes itself;
+// Publish checks sizes first so that this cannot happen with its settings,
+// but the refusal is still reported as ErrMessageTooLarge.
+func TestProducer_refusalByKafkaGo_isMessageTooLarge(t *testing.T) {
+	p, err := NewProducer(ProducerConfig{Brokers: []string{"127.0.0.1:1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.writer().BatchBytes = 100
+	ctx := testCtx(t, 5*time.Second)
+	err = p.Publish(ctx, Message{Topic: "t", Value: []byte("fits")}, Message{Topic: "t", Value: bytes.Repeat([]byte("x"), 200)})
+	var tooLarge *MessageTooLargeError
+	if !errors.As(err, &tooLarge) || tooLarge.Index != 1 || tooLarge.Size != RecordSize(Message{Value: bytes.Repeat([]byte("x"), 200)}) || IsTransient(err) {
+		t.Fatalf("publish: %v (%+v), want message 1 too large", err, tooLarge)
+	}
+	if !errors.Is(err, kafka.MessageSizeTooLarge) {
+		t.Errorf("the kafka-go error is not kept: %v", err)
+	}
+}
+
+func TestProducer_messageOverMaxMessageBytes_isRefusedBeforeSending(t *testing.T) {
+	brokers, _ := testBrokers(t)
+	ctx := testCtx(t, 30*time.Second)
+	topic := newTopic(t, ctx, brokers, 1, nil)
+	topic2 := newTopic(t, ctx, brokers, 1, map[string]string{"max.message.bytes": "1000"})
+	p, err := NewProducer(ProducerConfig{Brokers: brokers, MaxMessageBytes: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(ctx)
+	if got := p.writer().BatchBytes; got > 1000-recordBatchOverhead+legacySizeSlack {
+		t.Errorf("BatchBytes %d lets batches pass MaxMessageBytes", got)
+	}
+	// The largest message that fits is sent (kafka-go's own estimate does
+	// not refuse it).
+	if err := p.Publish(ctx, messageOfSize(t, topic, 1000)); err != nil {
+		t.Fatalf("a message of exactly MaxMessageBytes: %v", err)
+	}
+	big := messageOfSize(t, topic, 1001)
+	err = p.Publish(ctx, Message{Topic: topic, Value: []byte("ok")}, big)
+	var tooLarge *MessageTooLargeError
+	if !errors.As(err, &tooLarge) || tooLarge.Index != 1 || tooLarge.Size != 1001 || tooLarge.Limit != 1000 || IsTransient(err) {
+		t.Fatalf("publish: %v (%+v), want message 1 of 1001 bytes over the limit 1000", err, tooLarge)
+	}
+	admin := newTestAdmin(t, brokers[0])
+	offs, err := admin.ListOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if offs[0].Last != 1 {
+		t.Errorf("high watermark %d: the refused call sent something", offs[0].Last)
+	}
+	// Many messages to one partition stay in batches the broker accepts.
+	var many []Message
+	for range 20 {
+		many = append(many, messageOfSize(t, topic, 300))
+	}
+	for i := range many {
+		many[i].Topic = topic2
+	}
+	if err := p.Publish(ctx, many...); err != nil {
+		t.Errorf("20 messages of 300 bytes with MaxMessageBytes = max.message.bytes = 1000: %v", err)
+	}
+	if _, err := NewProducer(ProducerConfig{Brokers: brokers, MaxMessageBytes: 10}); err == nil {
+		t.Error("MaxMessageBytes 10 accepted")
 	}
 }

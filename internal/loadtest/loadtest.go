@@ -241,7 +241,7 @@ func (r *runner) setup(ctx context.Context) (err error) {
 	if r.log, err = logging.New(w, cfg.Log.Level, cfg.Log.Format); err != nil {
 		return err
 	}
-	if r.admin, err = kafkaio.NewAdmin(kafkaio.AdminConfig{Brokers: r.brokers, ClientID: cfg.Kafka.ClientID}); err != nil {
+	if r.admin, err = kafkaio.NewAdmin(service.AdminConfig(cfg, r.brokers)); err != nil {
 		return err
 	}
 	// The service's topics (as service.Open would create them) and the

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/rs/zerolog"
 	"sync"
 	"time"
 
 	"github.com/mvrepair/mvrepair/internal/kafkaio"
 	"github.com/mvrepair/mvrepair/internal/pipeline"
+	"github.com/mvrepair/mvrepair/internal/service"
 )
 
 // passThrough is the baseline pipeline: consume → produce → commit, with the
@@ -42,10 +44,9 @@ type watch struct {
 
 func (r *runner) startPassThrough(ctx context.Context) (*passThrough, error) {
 	c := r.cfg
-	group, err := kafkaio.NewGroup(kafkaio.GroupConfig{Brokers: r.brokers, GroupID: r.blGroup,
-		Topics: []string{c.Kafka.Topics.Input}, ClientID: c.Kafka.ClientID, InstanceName: "load-passthrough",
-		Balancer: c.Kafka.Balancer, SessionTimeout: c.Kafka.SessionTimeout,
-		HeartbeatInterval: c.Kafka.HeartbeatInterval, RebalanceTimeout: c.Kafka.RebalanceTimeout})
+	gc := service.GroupConfig(c, r.brokers, zerolog.Nop())
+	gc.GroupID, gc.Topics, gc.InstanceName = r.blGroup, []string{c.Kafka.Topics.Input}, "load-passthrough"
+	group, err := kafkaio.NewGroup(gc)
 	if err != nil {
 		return nil, err
 	}

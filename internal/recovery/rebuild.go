@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mvrepair/mvrepair/editlog"
+	"github.com/mvrepair/mvrepair/internal/kafkaio"
 	"github.com/mvrepair/mvrepair/internal/pipeline"
 	"github.com/mvrepair/mvrepair/internal/store"
 	"github.com/mvrepair/mvrepair/mvstate"
@@ -201,6 +202,11 @@ func scan(ctx context.Context, src Source, start, hwm map[int]int64, fn func(p i
 		if err != nil {
 			if ctx.Err() != nil {
 				return err
+			}
+			var oor *kafkaio.OffsetOutOfRangeError
+			if errors.As(err, &oor) && oor.Offset < oor.LogStart {
+				return fmt.Errorf("%w: %s starts at offset %d, the restore needs it from %d (records were deleted)",
+					ErrMissingRecords, src.Topic, oor.LogStart, oor.Offset)
 			}
 			return fmt.Errorf("recovery: read %s: %w", src.Topic, err)
 		}

@@ -57,7 +57,7 @@ func OpenKafka(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*Ka
 		k.Brokers = []string{k.Broker.Addr()}
 		log.Info().Str("addr", k.Broker.Addr()).Msg("embedded Kafka-protocol broker started")
 	}
-	if k.Admin, err = kafkaio.NewAdmin(kafkaio.AdminConfig{Brokers: k.Brokers, ClientID: cfg.Kafka.ClientID}); err != nil {
+	if k.Admin, err = kafkaio.NewAdmin(AdminConfig(cfg, k.Brokers)); err != nil {
 		return nil, err
 	}
 	if err := k.waitForBrokers(ctx); err != nil {
@@ -185,20 +185,56 @@ func (k *Kafka) FetcherConfig(log zerolog.Logger) kafkaio.FetcherConfig {
 	return FetcherConfig(k.cfg, k.Brokers, log)
 }
 
-// ProducerConfig is the producer every part of mvrepair builds from cfg
-// (the service, `consumer produce`, the load tool's baseline).
+// The client configurations below are the one place that maps the config
+// to every Kafka client mvrepair builds (the service's group, fetchers,
+// producer and admin, the CLI commands, the load tool): the same brokers,
+// client id and security everywhere.
+
+// Security maps the kafka.tls.* and kafka.sasl.* keys (validated at load)
+// to the clients' security settings; the password is read here (from
+// kafka.sasl.password or kafka.sasl.password_file) and never logged.
+func Security(cfg *config.Config) kafkaio.Security {
+	var sec kafkaio.Security
+	if t := cfg.Kafka.TLS; t.Enabled {
+		sec.TLS = &kafkaio.TLSConfig{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile,
+			ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
+	}
+	if cfg.SASLEnabled() {
+		pw, _ := cfg.SASLPassword() // readable: checked by validation
+		sec.SASL = &kafkaio.SASLConfig{Mechanism: cfg.Kafka.SASL.Mechanism, Username: cfg.Kafka.SASL.Username, Password: pw}
+	}
+	return sec
+}
+
+// AdminConfig is the admin client of cfg.
+func AdminConfig(cfg *config.Config, brokers []string) kafkaio.AdminConfig {
+	return kafkaio.AdminConfig{Brokers: brokers, ClientID: cfg.Kafka.ClientID, Security: Security(cfg)}
+}
+
+// ProducerConfig is the producer of cfg.
 func ProducerConfig(cfg *config.Config, brokers []string, log zerolog.Logger) kafkaio.ProducerConfig {
 	w := cfg.Kafka.Writer
 	return kafkaio.ProducerConfig{Brokers: brokers, ClientID: cfg.Kafka.ClientID, BatchTimeout: w.BatchTimeout,
-		BatchSize: w.BatchSize, WriteTimeout: w.WriteTimeout, Compression: w.Compression, Logger: log}
+		BatchSize: w.BatchSize, WriteTimeout: w.WriteTimeout, Compression: w.Compression, Logger: log,
+		MaxMessageBytes: cfg.Kafka.EditLogMaxBytes, Security: Security(cfg)}
 }
 
-// FetcherConfig is the reader configuration every part of mvrepair builds
-// from cfg.
+// FetcherConfig is the reader of the input topics of cfg: read_committed by
+// default, and records lost to retention are skipped with a warning (they
+// cannot be had any more).
 func FetcherConfig(cfg *config.Config, brokers []string, log zerolog.Logger) kafkaio.FetcherConfig {
 	r := cfg.Kafka.Reader
 	return kafkaio.FetcherConfig{Brokers: brokers, ClientID: cfg.Kafka.ClientID, MaxWait: r.MaxWait,
-		MaxBytes: r.MaxBytes, QueueCapacity: r.QueueCapacity, Logger: log}
+		MaxBytes: r.MaxBytes, QueueCapacity: r.QueueCapacity, Logger: log, IsolationLevel: cfg.Kafka.IsolationLevel,
+		ResetBelowLogStart: true, Security: Security(cfg)}
+}
+
+// GroupConfig is the consumer group of cfg.
+func GroupConfig(cfg *config.Config, brokers []string, log zerolog.Logger) kafkaio.GroupConfig {
+	k := cfg.Kafka
+	return kafkaio.GroupConfig{Brokers: brokers, GroupID: k.GroupID, Topics: []string{k.Topics.Input, k.Topics.Catalog},
+		ClientID: k.ClientID, InstanceName: cfg.InstanceName(), Balancer: k.Balancer, SessionTimeout: k.SessionTimeout,
+		HeartbeatInterval: k.HeartbeatInterval, RebalanceTimeout: k.RebalanceTimeout, Logger: log, Security: Security(cfg)}
 }
 
 // EditLogSource is the edit-log topic as a rebuild source.
@@ -217,6 +253,9 @@ func (k *Kafka) SnapshotSource(log zerolog.Logger) recovery.Source {
 
 func (k *Kafka) tailOpener(topic string, log zerolog.Logger) pipeline.TailOpener {
 	fcfg := k.FetcherConfig(log)
+	// The edit log and the snapshot topic are read whole: a position below
+	// the log start means records are missing, which readers must hear of.
+	fcfg.ResetBelowLogStart = false
 	return func(ctx context.Context, start map[int]int64) (pipeline.Tail, error) {
 		return kafkaio.NewTopicTail(ctx, fcfg, topic, start)
 	}

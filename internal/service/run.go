@@ -72,11 +72,7 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	group, err := kafkaio.NewGroup(kafkaio.GroupConfig{Brokers: s.kafka.Brokers, GroupID: s.cfg.Kafka.GroupID,
-		Topics: []string{s.topics.Input, s.topics.Catalog}, ClientID: s.cfg.Kafka.ClientID, InstanceName: s.cfg.InstanceName(),
-		Balancer: s.cfg.Kafka.Balancer, SessionTimeout: s.cfg.Kafka.SessionTimeout,
-		HeartbeatInterval: s.cfg.Kafka.HeartbeatInterval, RebalanceTimeout: s.cfg.Kafka.RebalanceTimeout,
-		Logger: s.log})
+	group, err := kafkaio.NewGroup(GroupConfig(s.cfg, s.kafka.Brokers, s.log))
 	if err != nil {
 		return err
 	}
