@@ -3,7 +3,6 @@ package itest
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -12,13 +11,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
+	"github.com/mvrepair/mvrepair/internal/testkit"
+
+	"syscall"
 
 	"github.com/mvrepair/mvrepair/editlog"
 	"github.com/mvrepair/mvrepair/events"
 	"github.com/mvrepair/mvrepair/internal/kafkaio"
 	"github.com/mvrepair/mvrepair/internal/pipeline"
 	"github.com/mvrepair/mvrepair/internal/service"
+	"github.com/mvrepair/mvrepair/internal/store"
 	"github.com/mvrepair/mvrepair/mvstate"
 )
 
@@ -37,9 +39,9 @@ func entries(table int64, v int64, ps ...int) mvstate.PartitionMap {
 }
 
 func TestPipeline_repairsEndToEndThroughBothTopics(t *testing.T) {
-	e := newEnv(t)
-	cfg := e.config("e2e")
-	e.ensureTopics(cfg)
+	e := testkit.NewEnv(t)
+	cfg := e.Config("e2e")
+	e.EnsureTopics(cfg)
 	tp := cfg.Kafka.Topics
 	mvA := &mvstate.MV{DBID: dbID, DBName: "sales", MVID: 50001, MVName: "mv_a", Active: true, LastRefreshTime: t0,
 		BaseTables: []mvstate.BaseTableInfo{nativeTable(orders)},
@@ -48,18 +50,18 @@ func TestPipeline_repairsEndToEndThroughBothTopics(t *testing.T) {
 		BaseTables: []mvstate.BaseTableInfo{nativeTable(orders), nativeTable(lineitem)},
 		VersionMap: mvstate.VersionMap{orders: entries(orders, 5, 1, 2), lineitem: entries(lineitem, 9, 1)}}
 
-	in := e.startService(cfg, "service")
-	e.publish(upsert(t, tp.Catalog, mvA), upsert(t, tp.Catalog, mvB))
-	e.waitApplied(in.svc.Store(), tp.Catalog)
-	e.publish(
+	in := e.StartService(cfg, "service")
+	e.Publish(upsert(t, tp.Catalog, mvA), upsert(t, tp.Catalog, mvB))
+	e.WaitApplied(in.State, tp.Catalog)
+	e.Publish(
 		encode(t, tp.Input, compaction(orders, 1, 5, 6, t0+100)),
 		encode(t, tp.Input, compaction(orders, 2, 5, 6, t0+200)),
 		encode(t, tp.Input, compaction(orders, 1, 6, 7, t0+300)),
 		encode(t, tp.Input, compaction(lineitem, 1, 9, 10, t0+400)),
 		encode(t, tp.Input, compaction(orders, 3, 4, 5, t0+500)), // version mismatch: skipped
 	)
-	e.waitCaughtUp(cfg)
-	st := in.svc.Store()
+	e.WaitCaughtUp(cfg)
+	st := in.State()
 
 	// The store is repaired.
 	want := func(table int64, p int, v, at int64) mvstate.BasePartitionInfo {
@@ -90,15 +92,15 @@ func TestPipeline_repairsEndToEndThroughBothTopics(t *testing.T) {
 	}
 
 	// The edit log holds every change, journal ids 1..N.
-	j := checkEditLog(t, e.readTopic(tp.EditLog))
-	if int64(len(j.records)) != st.JournalID() || j.total != len(j.records) {
+	j := testkit.CheckEditLog(t, e.ReadTopic(tp.EditLog))
+	if int64(len(j.Records)) != st.JournalID() || j.Total != len(j.Records) {
 		t.Fatalf("edit log: %d records (%d distinct), store journal id %d; want one record per journal id",
-			j.total, len(j.records), st.JournalID())
+			j.Total, len(j.Records), st.JournalID())
 	}
-	inputHWM := e.hwm(tp.Input)
+	inputHWM := e.HWM(tp.Input)
 	upserted := map[int64]bool{}
 	repaired := map[string]bool{} // "mv/table/partition"
-	for _, r := range j.records {
+	for _, r := range j.Records {
 		switch r.Op {
 		case editlog.OpUpserted:
 			if r.JournalID > 2 {
@@ -136,12 +138,12 @@ func TestPipeline_repairsEndToEndThroughBothTopics(t *testing.T) {
 			t.Errorf("the edit log has no repair of %s (it has %v)", k, repaired)
 		}
 	}
-	sameText(t, "state rebuilt from the edit log vs live state", exportOf(t, rebuild(t, j)), exportOf(t, st))
+	testkit.SameText(t, "state rebuilt from the edit log vs live state", testkit.ExportOf(t, testkit.Rebuild(t, j)), testkit.ExportOf(t, st))
 
 	// Input offsets are committed to the group, and match the store's.
 	for _, topic := range []string{tp.Input, tp.Catalog} {
-		committed := e.committed(cfg.Kafka.GroupID, topic)
-		for p, hw := range e.hwm(topic) {
+		committed := e.Committed(cfg.Kafka.GroupID, topic)
+		for p, hw := range e.HWM(topic) {
 			if hw == 0 {
 				continue
 			}
@@ -150,25 +152,25 @@ func TestPipeline_repairsEndToEndThroughBothTopics(t *testing.T) {
 			}
 		}
 	}
-	for p, hw := range e.hwm(tp.DLQ) {
+	for p, hw := range e.HWM(tp.DLQ) {
 		if hw != 0 {
 			t.Errorf("DLQ partition %d has %d records, want none", p, hw)
 		}
 	}
-	in.stop()
+	in.Stop()
 }
 
 func TestPipeline_deadLettersEveryReasonAndKeepsFlowing(t *testing.T) {
-	e := newEnv(t)
-	cfg := e.config("dlq")
-	e.ensureTopics(cfg)
+	e := testkit.NewEnv(t)
+	cfg := e.Config("dlq")
+	e.EnsureTopics(cfg)
 	tp := cfg.Kafka.Topics
 	mv := &mvstate.MV{DBID: dbID, DBName: "sales", MVID: 50001, MVName: "mv_a", Active: true, LastRefreshTime: t0,
 		BaseTables: []mvstate.BaseTableInfo{nativeTable(orders)},
 		VersionMap: mvstate.VersionMap{orders: entries(orders, 5, 1, 2, 3)}}
-	in := e.startService(cfg, "service")
-	e.publish(upsert(t, tp.Catalog, mv))
-	e.waitApplied(in.svc.Store(), tp.Catalog)
+	in := e.StartService(cfg, "service")
+	e.Publish(upsert(t, tp.Catalog, mv))
+	e.WaitApplied(in.State, tp.Catalog)
 
 	// Everything under one key, so on one partition, good and bad interleaved.
 	key := []byte(fmt.Sprintf("%d:%d", dbID, orders))
@@ -195,11 +197,11 @@ func TestPipeline_deadLettersEveryReasonAndKeepsFlowing(t *testing.T) {
 		bad[string(msgs[2*i+1].Value)] = r
 	}
 	started := time.Now().UnixMilli()
-	e.publish(msgs...)
-	e.waitCaughtUp(cfg)
+	e.Publish(msgs...)
+	e.WaitCaughtUp(cfg)
 
 	// Where each record landed.
-	inputs := e.readTopic(tp.Input)
+	inputs := e.ReadTopic(tp.Input)
 	if len(inputs) != len(msgs) {
 		t.Fatalf("input topic holds %d records, want %d", len(inputs), len(msgs))
 	}
@@ -208,7 +210,7 @@ func TestPipeline_deadLettersEveryReasonAndKeepsFlowing(t *testing.T) {
 		pos[string(m.Value)] = m
 	}
 
-	dlq := e.readTopic(tp.DLQ)
+	dlq := e.ReadTopic(tp.DLQ)
 	if len(dlq) != len(bad) {
 		t.Fatalf("DLQ holds %d records, want %d", len(dlq), len(bad))
 	}
@@ -251,97 +253,92 @@ func TestPipeline_deadLettersEveryReasonAndKeepsFlowing(t *testing.T) {
 	}
 
 	// The good records around the bad ones were all applied.
-	got := in.svc.Store().Get(mv.Key())
+	got := in.State().Get(mv.Key())
 	for p, v := range map[int]int64{1: 8, 2: 6, 3: 6} {
 		if e := got.VersionMap[orders][partName(p)]; e.Version != v {
 			t.Errorf("%s at version %d, want %d", partName(p), e.Version, v)
 		}
 	}
+	dl := in.Reports.DeadLetters()
 	for _, r := range []events.Reason{events.ReasonInvalidJSON, events.ReasonInvalidEvent, events.ReasonUnknownKind, events.ReasonInternalCatalog} {
-		if n := metric(t, in.svc.Metrics, "mvrepair_dlq_total", map[string]string{"reason": string(r)}); n != 1 {
-			t.Errorf("mvrepair_dlq_total{reason=%q} = %v, want 1", r, n)
+		if n := dl[string(r)]; n != 1 {
+			t.Errorf("dead letters of reason %q: %d, want 1", r, n)
 		}
 	}
-	in.stop()
+	in.Stop()
 }
 
 func TestPipeline_retriesFailedLocalCommitsAndLosesNothing(t *testing.T) {
-	e := newEnv(t)
-	cfg := e.config("retry")
-	e.ensureTopics(cfg)
+	e := testkit.NewEnv(t)
+	cfg := e.Config("retry")
+	e.EnsureTopics(cfg)
 	tp := cfg.Kafka.Topics
 	mv := &mvstate.MV{DBID: dbID, DBName: "sales", MVID: 50001, MVName: "mv_a", Active: true, LastRefreshTime: t0,
 		BaseTables: []mvstate.BaseTableInfo{nativeTable(orders)},
 		VersionMap: mvstate.VersionMap{orders: entries(orders, 5, 1, 2)}}
-	in := e.startService(cfg, "service")
-	st := in.svc.Store()
-	e.publish(upsert(t, tp.Catalog, mv))
-	e.waitCaughtUp(cfg)
-	// Wait for the idle writer to delete the acknowledged outbox, so that the
-	// only commits left are those of the next batch.
-	e.eventually(waitShort, func() error {
-		msgs, err := st.Outbox(context.Background())
-		if err != nil || len(msgs) > 0 {
-			return fmt.Errorf("outbox holds %d messages (err %v)", len(msgs), err)
-		}
-		return nil
-	})
-
 	const failures = 3
 	var left atomic.Int32
-	left.Store(failures)
-	st.SetCommitHook(func() error {
-		if left.Add(-1) >= 0 {
-			return errors.New("injected: disk full")
+	retries := &retryCounter{}
+	in := e.StartService(cfg, "service", service.Options{Hooks: pipeline.Hooks{retries},
+		WrapFile: func(f store.File) store.File { return failingWrites{f, &left} }})
+	st := in.State()
+	e.Publish(upsert(t, tp.Catalog, mv))
+	e.WaitCaughtUp(cfg)
+	// Wait for the idle writer to record the acknowledged outbox, so that the
+	// only commits left are those of the next batch.
+	e.Eventually(testkit.WaitShort, func() error {
+		if msgs := in.Svc.Store().Outbox(); len(msgs) > 0 {
+			return fmt.Errorf("outbox holds %d messages", len(msgs))
 		}
 		return nil
 	})
-	e.publish(
+	left.Store(failures)
+	e.Publish(
 		encode(t, tp.Input, compaction(orders, 1, 5, 6, t0+100)),
 		encode(t, tp.Input, compaction(orders, 2, 5, 6, t0+200)),
 		encode(t, tp.Input, compaction(orders, 1, 6, 7, t0+300)),
 	)
-	e.waitCaughtUp(cfg)
+	e.WaitCaughtUp(cfg)
 	// Each failed attempt of the batch's local commit is retried (a commit
 	// of another kind, after an unexpected rebalance, may take a failure).
-	if n := metric(t, in.svc.Metrics, "mvrepair_retries_total", map[string]string{"op": "commit"}); n < 1 || n > failures {
-		t.Errorf("mvrepair_retries_total{op=commit} = %v, want 1..%d", n, failures)
+	if n := retries.n.Load(); n < 1 || n > failures {
+		t.Errorf("%d retries of the local commit, want 1..%d", n, failures)
 	}
 	got := st.Get(mv.Key())
 	if v1, v2 := got.VersionMap[orders][partName(1)].Version, got.VersionMap[orders][partName(2)].Version; v1 != 7 || v2 != 6 {
 		t.Errorf("versions p001=%d p002=%d, want 7 and 6", v1, v2)
 	}
-	j := checkEditLog(t, e.readTopic(tp.EditLog))
-	if int64(len(j.records)) != st.JournalID() {
-		t.Errorf("edit log has journal ids 1..%d, store %d", len(j.records), st.JournalID())
+	j := testkit.CheckEditLog(t, e.ReadTopic(tp.EditLog))
+	if int64(len(j.Records)) != st.JournalID() {
+		t.Errorf("edit log has journal ids 1..%d, store %d", len(j.Records), st.JournalID())
 	}
-	sameText(t, "state rebuilt from the edit log vs live state", exportOf(t, rebuild(t, j)), exportOf(t, st))
-	for p, hw := range e.hwm(tp.DLQ) {
+	testkit.SameText(t, "state rebuilt from the edit log vs live state", testkit.ExportOf(t, testkit.Rebuild(t, j)), testkit.ExportOf(t, st))
+	for p, hw := range e.HWM(tp.DLQ) {
 		if hw != 0 {
 			t.Errorf("DLQ partition %d has %d records: a transient failure must not dead-letter", p, hw)
 		}
 	}
-	in.stop()
+	in.Stop()
 }
 
 func TestPipeline_restartResumesAndReconsumingChangesNothing(t *testing.T) {
-	e := newEnv(t)
-	cfg := e.config("restart")
-	e.ensureTopics(cfg)
+	e := testkit.NewEnv(t)
+	cfg := e.Config("restart")
+	e.EnsureTopics(cfg)
 	tp := cfg.Kafka.Topics
 	w := newWorkload(newRand(t), 2, 10, 2)
 	input := w.stream(t, tp.Input, 80, 0)
 
-	in := e.startService(cfg, "run-1")
-	e.publish(w.catalog(t, tp.Catalog)...)
-	e.waitApplied(in.svc.Store(), tp.Catalog)
-	e.publish(input...)
-	e.waitCaughtUp(cfg)
-	in.stop()
-	st := in.svc.Store()
-	before, journalID := exportOf(t, st), st.JournalID()
-	sameText(t, "state", mvsOf(t, before), expectedMVs(t, in.svc.Topics(), w.catalog(t, tp.Catalog), input))
-	editLogHWM := e.hwm(tp.EditLog)[0]
+	in := e.StartService(cfg, "run-1")
+	e.Publish(w.catalog(t, tp.Catalog)...)
+	e.WaitApplied(in.State, tp.Catalog)
+	e.Publish(input...)
+	e.WaitCaughtUp(cfg)
+	in.Stop()
+	st := in.State()
+	before, journalID := testkit.ExportOf(t, st), st.JournalID()
+	testkit.SameText(t, "state", testkit.MVsOf(t, before), testkit.ExpectedMVs(t, in.Svc.Topics(), w.catalog(t, tp.Catalog), input))
+	editLogHWM := e.HWM(tp.EditLog)[0]
 	if int64(editLogHWM) != journalID {
 		t.Fatalf("edit log holds %d records, journal id %d", editLogHWM, journalID)
 	}
@@ -349,147 +346,138 @@ func TestPipeline_restartResumesAndReconsumingChangesNothing(t *testing.T) {
 	// 1. A plain restart resumes after the last applied record: a sentinel
 	// (a table no MV reads: skipped, journals nothing) is reached and
 	// nothing is journaled again.
-	in = e.startService(cfg, "run-2")
-	e.publish(encode(t, tp.Input, compaction(29999, 1, 1, 2, t0+1)))
+	in = e.StartService(cfg, "run-2")
+	e.Publish(encode(t, tp.Input, compaction(29999, 1, 1, 2, t0+1)))
 	input = append(input, kafkaio.Message{}) // the sentinel counts as an input record
-	e.waitApplied(in.svc.Store(), tp.Input)
-	e.waitCaughtUp(cfg)
-	if n := metric(t, in.svc.Metrics, "mvrepair_events_total", nil); n != 1 {
+	e.WaitApplied(in.State, tp.Input)
+	e.WaitCaughtUp(cfg)
+	if n := in.Reports.Events(); n != 1 {
 		t.Errorf("restart handled %v events, want only the sentinel", n)
 	}
-	in.stop()
-	if got := in.svc.Store().JournalID(); got != journalID {
+	in.Stop()
+	if got := in.State().JournalID(); got != journalID {
 		t.Errorf("restart journaled: journal id %d → %d", journalID, got)
 	}
-	sameText(t, "export after a restart", exportOf(t, in.svc.Store()), before)
+	testkit.SameText(t, "export after a restart", testkit.ExportOf(t, in.State()), before)
 
 	// 2. Rewinding the group alone: the store's applied offsets win, nothing
 	// is consumed twice, and the group's offsets are moved forward again.
-	e.waitGroupEmpty(cfg.Kafka.GroupID)
+	e.WaitGroupEmpty(cfg.Kafka.GroupID)
 	rewind := map[int]int64{}
-	for p := range e.hwm(tp.Input) {
+	for p := range e.HWM(tp.Input) {
 		rewind[p] = 0
 	}
-	if err := e.admin.CommitGroupOffsets(context.Background(), cfg.Kafka.GroupID, map[string]map[int]int64{tp.Input: rewind}); err != nil {
+	if err := e.Admin.CommitGroupOffsets(context.Background(), cfg.Kafka.GroupID, map[string]map[int]int64{tp.Input: rewind}); err != nil {
 		t.Fatalf("rewind group: %v", err)
 	}
-	in = e.startService(cfg, "run-3")
-	e.waitCaughtUp(cfg)
-	if n := metric(t, in.svc.Metrics, "mvrepair_events_total", nil); n != 0 {
+	in = e.StartService(cfg, "run-3")
+	e.WaitCaughtUp(cfg)
+	if n := in.Reports.Events(); n != 0 {
 		t.Errorf("after a group-only rewind the service handled %v events again, want 0", n)
 	}
-	in.stop()
-	sameText(t, "export after a group rewind", exportOf(t, in.svc.Store()), before)
+	in.Stop()
+	testkit.SameText(t, "export after a group rewind", testkit.ExportOf(t, in.State()), before)
 
 	// 3. Rewinding the group AND the store's applied offsets (a replay): every
 	// input record goes through the rules again, applied repairs now
 	// mismatch, and the state and the edit log do not change.
-	e.waitGroupEmpty(cfg.Kafka.GroupID)
-	if err := e.admin.CommitGroupOffsets(context.Background(), cfg.Kafka.GroupID, map[string]map[int]int64{tp.Input: rewind}); err != nil {
+	e.WaitGroupEmpty(cfg.Kafka.GroupID)
+	if err := e.Admin.CommitGroupOffsets(context.Background(), cfg.Kafka.GroupID, map[string]map[int]int64{tp.Input: rewind}); err != nil {
 		t.Fatalf("rewind group: %v", err)
 	}
-	store := openStore(t, cfg.State.Dir)
-	if err := store.Commit(context.Background(), mvstate.Batch{Apply: func(tx *mvstate.Tx) error {
-		return tx.ResetOffsets(tp.Input, rewind)
-	}}); err != nil {
-		t.Fatalf("reset applied offsets: %v", err)
+	testkit.WithStore(t, cfg.State.Dir, func(st *store.Store) {
+		if _, err := st.Commit(context.Background(), store.Batch{Reset: map[string]map[int]int64{tp.Input: rewind}}); err != nil {
+			t.Fatalf("reset applied offsets: %v", err)
+		}
+	})
+	in = e.StartService(cfg, "run-4")
+	e.WaitApplied(in.State, tp.Input)
+	e.WaitCaughtUp(cfg)
+	in.Stop()
+	if n := in.Reports.Events(pipeline.OutcomeSkipped); n != len(input) {
+		t.Errorf("replay skipped %v events, want all %d (%s)", n, len(input), in.Reports)
 	}
-	if err := store.Close(); err != nil {
-		t.Fatal(err)
-	}
-	in = e.startService(cfg, "run-4")
-	e.waitApplied(in.svc.Store(), tp.Input)
-	e.waitCaughtUp(cfg)
-	in.stop()
-	if n := metric(t, in.svc.Metrics, "mvrepair_events_total", map[string]string{"outcome": "skipped"}); n != float64(len(input)) {
-		t.Errorf("replay skipped %v events, want all %d", n, len(input))
-	}
-	if n := metric(t, in.svc.Metrics, "mvrepair_events_total", map[string]string{"outcome": "applied"}); n != 0 {
+	if n := in.Reports.Events(pipeline.OutcomeApplied); n != 0 {
 		t.Errorf("replay applied %v events again, want 0", n)
 	}
-	sameText(t, "export after a replay", exportOf(t, in.svc.Store()), before)
-	if got := e.hwm(tp.EditLog)[0]; got != editLogHWM {
+	testkit.SameText(t, "export after a replay", testkit.ExportOf(t, in.State()), before)
+	if got := e.HWM(tp.EditLog)[0]; got != editLogHWM {
 		t.Errorf("replay wrote to the edit log: %d → %d records", editLogHWM, got)
 	}
 }
 
 func TestPipeline_publishesOutboxLeftoversAfterCrash(t *testing.T) {
-	e := newEnv(t)
-	cfg := e.config("outbox")
-	e.ensureTopics(cfg)
+	e := testkit.NewEnv(t)
+	cfg := e.Config("outbox")
+	e.EnsureTopics(cfg)
 	tp := cfg.Kafka.Topics
 	w := newWorkload(newRand(t), 2, 6, 2)
 	catalog := w.catalog(t, tp.Catalog)
 	first := w.stream(t, tp.Input, 30, 0)
-	e.publish(catalog...)
-	e.publish(first...)
+	e.Publish(catalog...)
+	e.Publish(first...)
 
 	// A previous run committed the batches locally and crashed before
 	// publishing anything: its outbox holds the edit-log records.
-	pipeTopics := pipeline.Topics{Input: tp.Input, Catalog: tp.Catalog, EditLog: tp.EditLog, DLQ: tp.DLQ}
-	store := openStore(t, cfg.State.Dir)
-	proc := &pipeline.Processor{Store: store, Topics: pipeTopics, Log: zerolog.Nop()}
 	const crashedEpoch = 1
-	for _, topic := range []string{tp.Catalog, tp.Input} {
-		if _, err := proc.Process(context.Background(), e.readTopic(topic), crashedEpoch, 0); err != nil {
-			t.Fatalf("process %s: %v", topic, err)
+	var leftovers []store.OutboxMessage
+	testkit.WithStore(t, cfg.State.Dir, func(st *store.Store) {
+		proc := &pipeline.Processor{Store: st, Topics: testkit.TopicsOf(cfg)}
+		for _, topic := range []string{tp.Catalog, tp.Input} {
+			if _, err := proc.Process(context.Background(), e.ReadTopic(topic), crashedEpoch, pipeline.Extra{}); err != nil {
+				t.Fatalf("process %s: %v", topic, err)
+			}
 		}
-	}
-	leftovers, err := store.Outbox(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if int64(len(leftovers)) != store.JournalID() || len(leftovers) == 0 {
-		t.Fatalf("outbox holds %d messages, journal id %d", len(leftovers), store.JournalID())
-	}
-	if err := store.Close(); err != nil {
-		t.Fatal(err)
-	}
+		leftovers = st.Outbox()
+		if int64(len(leftovers)) != st.State().JournalID() || len(leftovers) == 0 {
+			t.Fatalf("outbox holds %d messages, journal id %d", len(leftovers), st.State().JournalID())
+		}
+	})
 
-	in := e.startService(cfg, "service")
-	e.eventually(waitLong, func() error {
-		if n := e.hwm(tp.EditLog)[0]; n < int64(len(leftovers)) {
+	in := e.StartService(cfg, "service")
+	e.Eventually(testkit.WaitLong, func() error {
+		if n := e.HWM(tp.EditLog)[0]; n < int64(len(leftovers)) {
 			return fmt.Errorf("edit log holds %d of the %d leftovers", n, len(leftovers))
 		}
 		return nil
 	})
 	second := w.stream(t, tp.Input, 30, 0)
-	e.publish(second...)
-	e.waitCaughtUp(cfg)
-	in.stop()
-	st := in.svc.Store()
+	e.Publish(second...)
+	e.WaitCaughtUp(cfg)
+	in.Stop()
+	st := in.State()
 
-	log := e.readTopic(tp.EditLog)
+	log := e.ReadTopic(tp.EditLog)
 	for i, m := range leftovers {
 		if i >= len(log) || !bytes.Equal(log[i].Value, m.Value) {
 			t.Fatalf("edit log offset %d is not outbox leftover %d", i, m.Seq)
 		}
 	}
-	j := checkEditLog(t, log)
-	if int64(len(j.records)) != st.JournalID() || st.JournalID() <= int64(len(leftovers)) {
+	j := testkit.CheckEditLog(t, log)
+	if int64(len(j.Records)) != st.JournalID() || st.JournalID() <= int64(len(leftovers)) {
 		t.Fatalf("edit log has journal ids 1..%d, store %d, leftovers %d; want the leftovers then the new records",
-			len(j.records), st.JournalID(), len(leftovers))
+			len(j.Records), st.JournalID(), len(leftovers))
 	}
-	for _, r := range j.records[len(leftovers):] {
+	for _, r := range j.Records[len(leftovers):] {
 		if r.Epoch <= crashedEpoch {
 			t.Errorf("journal id %d written with epoch %d, not above the crashed writer's %d", r.JournalID, r.Epoch, crashedEpoch)
 		}
 	}
-	if msgs, err := st.Outbox(context.Background()); err == nil && len(msgs) > 0 {
+	if msgs := testkit.OpenDurable(t, cfg.State.Dir).Outbox(); len(msgs) > 0 {
 		t.Errorf("outbox still holds %d messages after a clean stop", len(msgs))
 	}
 	// The locally applied input was not consumed again.
-	if n := metric(t, in.svc.Metrics, "mvrepair_events_total", nil); n != float64(len(second)) {
+	if n := in.Reports.Events(); n != len(second) {
 		t.Errorf("the service handled %v events, want only the %d new ones", n, len(second))
 	}
-	sameText(t, "state", mvsOf(t, exportOf(t, st)), expectedMVs(t, pipeTopics, catalog, append(first, second...)))
-	sameText(t, "state rebuilt from the edit log vs live state", exportOf(t, rebuild(t, j)), exportOf(t, st))
+	testkit.SameText(t, "state", testkit.MVsOf(t, testkit.ExportOf(t, st)), testkit.ExpectedMVs(t, testkit.TopicsOf(cfg), catalog, append(first, second...)))
+	testkit.SameText(t, "state rebuilt from the edit log vs live state", testkit.ExportOf(t, testkit.Rebuild(t, j)), testkit.ExportOf(t, st))
 }
 
 func TestService_restoresEmptyStateDirFromEditLog(t *testing.T) {
-	e := newEnv(t)
-	cfg := e.config("restore")
-	e.ensureTopics(cfg)
+	e := testkit.NewEnv(t)
+	cfg := e.Config("restore")
+	e.EnsureTopics(cfg)
 	tp := cfg.Kafka.Topics
 	hive := mvstate.BaseTableInfo{Catalog: "hive", DBName: "ods", TableName: "events", TableIdentifier: "events:1700000000"}
 	ext := func(v int64) mvstate.BasePartitionInfo {
@@ -505,13 +493,13 @@ func TestService_restoresEmptyStateDirFromEditLog(t *testing.T) {
 		{DBID: dbID, DBName: "sales", MVID: 50003, MVName: "mv_c", Active: true, LastRefreshTime: t0,
 			BaseTables: []mvstate.BaseTableInfo{nativeTable(lineitem)}, VersionMap: mvstate.VersionMap{lineitem: entries(lineitem, 2, 1)}},
 	}
-	in := e.startService(cfg, "run-1")
+	in := e.StartService(cfg, "run-1")
 	for _, m := range mvs {
-		e.publish(upsert(t, tp.Catalog, m))
+		e.Publish(upsert(t, tp.Catalog, m))
 	}
-	e.waitApplied(in.svc.Store(), tp.Catalog)
+	e.WaitApplied(in.State, tp.Catalog)
 	// Every journal op: repairs, a base-table repair, a refresh, a drop.
-	e.publish(
+	e.Publish(
 		encode(t, tp.Input, compaction(orders, 1, 5, 6, t0+100)),
 		encode(t, tp.Input, compaction(orders, 2, 5, 6, t0+200)),
 		encode(t, tp.Input, &events.ExternalTableRecreated{EventID: "recreate", Catalog: "hive", DBName: "ods", TableName: "events",
@@ -519,16 +507,16 @@ func TestService_restoresEmptyStateDirFromEditLog(t *testing.T) {
 			Partitions:        map[string]events.ExternalPartition{"dt=2024-01-01": {ModifiedTime: 1732400000000}},
 			UpdatedPartitions: []string{"dt=2024-01-02"}}),
 	)
-	e.publish(
+	e.Publish(
 		encode(t, tp.Catalog, &events.MVRefreshed{EventID: "refresh", DBID: dbID, MVID: 50001, LastRefreshTime: t0 + 1000,
 			VersionMap: mvstate.VersionMap{orders: entries(orders, 9, 4)}, Removed: map[int64][]string{orders: {partName(3)}}}),
 		encode(t, tp.Catalog, &events.MVDropped{EventID: "drop", DBID: dbID, MVID: 50003}),
 	)
-	e.waitCaughtUp(cfg)
-	in.stop()
-	before := exportOf(t, in.svc.Store())
+	e.WaitCaughtUp(cfg)
+	in.Stop()
+	before := testkit.ExportOf(t, in.State())
 	ops := map[editlog.Op]bool{}
-	for _, r := range checkEditLog(t, e.readTopic(tp.EditLog)).records {
+	for _, r := range testkit.CheckEditLog(t, e.ReadTopic(tp.EditLog)).Records {
 		ops[r.Op] = true
 	}
 	for _, op := range []editlog.Op{editlog.OpUpserted, editlog.OpVersionRepaired, editlog.OpBaseTableInfoRepaired, editlog.OpRefreshed, editlog.OpDropped} {
@@ -541,34 +529,50 @@ func TestService_restoresEmptyStateDirFromEditLog(t *testing.T) {
 	if err := os.RemoveAll(cfg.State.Dir); err != nil {
 		t.Fatal(err)
 	}
-	svc, err := service.Open(testCtx(t, waitLong), cfg, e.logger("run-2", cfg.Log.Level))
-	if err != nil {
-		t.Fatalf("open on an empty state dir: %v", err)
+	// A new instance on the empty state dir restores the state from Kafka
+	// before it consumes anything, and takes over from there.
+	in = e.StartService(cfg, "run-2")
+	e.Eventually(testkit.WaitLong, func() error {
+		if in.State().JournalID() == 0 {
+			return fmt.Errorf("not restored yet")
+		}
+		return nil
+	})
+	testkit.SameText(t, "export restored from the edit log", testkit.ExportOf(t, in.State()), before)
+	journalID := in.State().JournalID()
+	e.Publish(encode(t, tp.Input, compaction(orders, 2, 6, 7, t0+300))) // only mv_a records p002
+	e.WaitCaughtUp(cfg)
+	in.Stop()
+	j := testkit.CheckEditLog(t, e.ReadTopic(tp.EditLog))
+	if got := j.Last(); got != journalID+1 || in.State().JournalID() != got {
+		t.Errorf("after the restore: edit log up to %d, store journal id %d, want %d", got, in.State().JournalID(), journalID+1)
 	}
-	n, err := svc.RestoreIfEmpty(testCtx(t, waitLong))
-	if err != nil {
-		svc.Close()
-		t.Fatalf("restore: %v", err)
-	}
-	if int64(n) != svc.Store().JournalID() || n == 0 {
-		t.Errorf("restore applied %d records, journal id %d", n, svc.Store().JournalID())
-	}
-	sameText(t, "export restored from the edit log", exportOf(t, svc.Store()), before)
-
-	// The restored instance takes over and continues the journal.
-	in = e.run(svc)
-	journalID := svc.Store().JournalID()
-	e.publish(encode(t, tp.Input, compaction(orders, 2, 6, 7, t0+300))) // only mv_a records p002
-	e.waitCaughtUp(cfg)
-	in.stop()
-	j := checkEditLog(t, e.readTopic(tp.EditLog))
-	if got := int64(len(j.records)); got != journalID+1 || svc.Store().JournalID() != got {
-		t.Errorf("after the restore: edit log 1..%d, store journal id %d, want %d", got, svc.Store().JournalID(), journalID+1)
-	}
-	if v := svc.Store().Get(mvs[0].Key()).VersionMap[orders][partName(2)].Version; v != 7 {
+	if v := in.State().Get(mvs[0].Key()).VersionMap[orders][partName(2)].Version; v != 7 {
 		t.Errorf("p002 at version %d after the restore, want 7", v)
 	}
-	if n := metric(t, svc.Metrics, "mvrepair_events_total", nil); n != 1 {
+	if n := in.Reports.Events(); n != 1 {
 		t.Errorf("the restored service handled %v events, want only the new one (the group's offsets hold)", n)
+	}
+}
+
+// failingWrites fails the next *left writes of a log file (a disk fault).
+type failingWrites struct {
+	store.File
+	left *atomic.Int32
+}
+
+func (f failingWrites) Write(p []byte) (int, error) {
+	if f.left.Add(-1) >= 0 {
+		return 0, fmt.Errorf("injected: %w", syscall.ENOSPC)
+	}
+	return f.File.Write(p)
+}
+
+// retryCounter counts retried local commits.
+type retryCounter struct{ n atomic.Int32 }
+
+func (r *retryCounter) OnRetry(op string, _ error, _ int) {
+	if op == "commit" {
+		r.n.Add(1)
 	}
 }

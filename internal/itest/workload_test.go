@@ -3,11 +3,10 @@ package itest
 import (
 	"fmt"
 	mrand "math/rand/v2"
-	"os"
 	"slices"
-	"strconv"
 	"testing"
-	"time"
+
+	"github.com/mvrepair/mvrepair/internal/testkit"
 
 	"github.com/mvrepair/mvrepair/events"
 	"github.com/mvrepair/mvrepair/internal/kafkaio"
@@ -140,16 +139,4 @@ func (w *workload) stream(t testing.TB, topic string, n, badEvery int) []kafkaio
 
 // newRand returns a seeded generator (ITEST_SEED or a fresh seed), logged so
 // a failing run can be reproduced.
-func newRand(t testing.TB) *mrand.Rand {
-	t.Helper()
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("ITEST_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("ITEST_SEED: %v", err)
-		}
-		seed = v
-	}
-	t.Logf("seed %d (set ITEST_SEED=%d to repeat)", seed, seed)
-	return mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-}
+func newRand(t testing.TB) *mrand.Rand { return testkit.Rand(t) }

@@ -85,6 +85,12 @@ func (s *Service) restore(ctx context.Context, why string) error {
 	if err != nil {
 		return err
 	}
+	if nw.State().Empty() && s.Store().State().Empty() {
+		// Nothing in Kafka either (a new deployment): keep the live store.
+		installed = true
+		s.log.Info().Msg("nothing to restore: Kafka holds no journal yet")
+		return s.dir.Discard(nw)
+	}
 	if _, err := s.dir.Install(ctx, nw); err != nil {
 		return err
 	}

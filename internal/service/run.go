@@ -22,13 +22,9 @@ func (s *Service) retryPolicy() retry.Policy {
 }
 
 // hooks are the pipeline's report consumers: metrics, logs, and the
-// caller's (one set for the service's life, so the log summary spans roles).
-func (s *Service) hooks() pipeline.Hooks {
-	s.hooksOnce.Do(func() {
-		s.hookSet = append(pipeline.Hooks{metricsHook{s.Metrics}, newLogHook(s.log)}, s.opt.Hooks...)
-	})
-	return s.hookSet
-}
+// caller's (one set for the service's life, made by Open, so the log
+// summary spans roles).
+func (s *Service) hooks() pipeline.Hooks { return s.hookSet }
 
 func (s *Service) follower() *pipeline.Follower {
 	src := s.kafka.EditLogSource(s.log)

@@ -60,7 +60,6 @@ type Service struct {
 	checkpointMu                sync.Mutex // guards cpWriter
 	cpWriter                    *checkpoint.Writer
 	cpRun                       sync.Mutex // one checkpoint at a time
-	hooksOnce                   sync.Once
 	hookSet                     pipeline.Hooks
 }
 
@@ -83,6 +82,7 @@ func Open(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts ...O
 	s.writerHealth = s.watchdog.Component("writer")
 	s.publishHealth = s.watchdog.Component("publisher")
 	s.followerHealth = s.watchdog.Component("follower")
+	s.hookSet = append(pipeline.Hooks{metricsHook{s.Metrics}, newLogHook(log)}, s.opt.Hooks...)
 	opened := false
 	defer func() {
 		if !opened {

@@ -163,6 +163,16 @@ func (d *Dir) Install(ctx context.Context, nw *Store) (string, error) {
 	return aside, nil
 }
 
+// Discard closes a store started with Build and removes it.
+func (d *Dir) Discard(nw *Store) error {
+	nd := filepath.Join(d.path, newName)
+	if nw.dir != nd {
+		return fmt.Errorf("store: discard: %s is not a store being built in %s", nw.dir, d.path)
+	}
+	nw.Close(context.Background(), false)
+	return os.RemoveAll(nd)
+}
+
 // finishSwap completes or discards a swap a crash interrupted: a complete
 // store.new with no live store is renamed into place; an incomplete one is
 // removed.
