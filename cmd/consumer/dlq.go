@@ -150,6 +150,8 @@ type dlqTopic struct {
 	admin   *kafkaio.Admin
 	log     zerolog.Logger
 	stderr  io.Writer
+	// idle bounds the wait for the next record (dlqIdleTimeout).
+	idle time.Duration
 }
 
 // openDLQ loads the configuration and builds the admin client.
@@ -167,7 +169,8 @@ func openDLQ(cmd *cobra.Command, g *globals) (*dlqTopic, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &dlqTopic{cfg: cfg, brokers: brokers, admin: admin, log: log.Level(errorLevel(cfg)), stderr: cmd.ErrOrStderr()}, nil
+	return &dlqTopic{cfg: cfg, brokers: brokers, admin: admin, log: log.Level(errorLevel(cfg)), stderr: cmd.ErrOrStderr(),
+		idle: dlqIdleTimeout}, nil
 }
 
 func (t *dlqTopic) Close() { _ = t.admin.Close() }
@@ -220,7 +223,7 @@ func (t *dlqTopic) scanPartition(ctx context.Context, fcfg kafkaio.FetcherConfig
 	}
 	defer f.Close()
 	for {
-		fctx, cancel := context.WithTimeout(ctx, dlqIdleTimeout)
+		fctx, cancel := context.WithTimeout(ctx, t.idle)
 		m, err := f.Fetch(fctx)
 		cancel()
 		var oor *kafkaio.OffsetOutOfRangeError
@@ -232,7 +235,8 @@ func (t *dlqTopic) scanPartition(ctx context.Context, fcfg kafkaio.FetcherConfig
 		case errors.As(err, &oor):
 			return true, nil // the partition ends below where it was listed (recreated topic?)
 		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
-			return false, fmt.Errorf("no record from %s/%d for %s before its end at offset %d%s", topic, p, dlqIdleTimeout, r.to, t.brokerHint())
+			return false, fmt.Errorf("no record from %s/%d for %s before its end at offset %d (an open transaction, or the broker unreachable)%s",
+				topic, p, t.idle, r.to, t.brokerHint())
 		case err != nil:
 			return false, fmt.Errorf("read %s/%d: %w", topic, p, err)
 		}
@@ -316,7 +320,7 @@ service.`,
 	f.StringVar(&o.reason, "reason", "", "only dead letters with this dlq-reason (invalid_json, unknown_kind, invalid_event, internal_catalog, retries_exhausted, record_too_large)")
 	f.StringVar(&o.sourceTopic, "source-topic", "", "only dead letters whose source topic is T")
 	f.IntVar(&o.limit, "limit", 0, "stop after N matching dead letters (0: no limit)")
-	f.Int64Var(&o.fromOffset, "from-offset", -1, "start at this offset in every partition instead of the first one")
+	f.Int64Var(&o.fromOffset, "from-offset", 0, "start at this offset in every partition (below a partition's first offset: at the first)")
 	f.Var(partitionFlag{&o.partition}, "partition", "only this partition of the DLQ topic")
 	f.BoolVar(&o.json, "json", false, "print one JSON object per dead letter")
 	return cmd
@@ -728,7 +732,7 @@ func (t *dlqTopic) fetchOriginal(ctx context.Context, d deadLetter) (kafkaio.Mes
 		return kafkaio.Message{}, fmt.Errorf("cannot read the original at %s: %w", d.sourceText(), err)
 	}
 	defer f.Close()
-	fctx, cancel := context.WithTimeout(ctx, dlqIdleTimeout)
+	fctx, cancel := context.WithTimeout(ctx, t.idle)
 	defer cancel()
 	m, err := f.Fetch(fctx)
 	var oor *kafkaio.OffsetOutOfRangeError

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mvrepair/mvrepair/internal/config"
 	"github.com/mvrepair/mvrepair/internal/embedded"
@@ -255,6 +256,9 @@ func TestDLQList_printsEveryDeadLetterAndFiltersByReasonSourceTopicPartitionLimi
 		t.Errorf("--partition %d: %d letters, want %d", p, len(got), want)
 	}
 
+	_, _, err := execute(t, "dlq", "list", "--partition", "9")
+	wantExit(t, err, 2, "mv-repair-dlq has no partition 9")
+
 	// The text form: a header and one line per letter.
 	out, stderr, err := execute(t, "dlq", "list")
 	if err != nil {
@@ -423,6 +427,34 @@ func TestDLQRedrive_refusesASourceTopicOtherThanInputOrCatalogUnlessForce(t *tes
 	if len(got) != 1 || string(got[0].Value) != "v" || len(got[0].Headers) != 1 || got[0].Headers[0].Key != "mine" {
 		t.Fatalf("re-driven to other-topic: %+v", got)
 	}
+
+	// A record without source headers is not a dead letter of mvrepair;
+	// one whose source topic does not exist (any more) fails to publish.
+	odd := []kafkaio.Message{
+		{Topic: f.cfg.Kafka.Topics.DLQ, Key: []byte("k"), Value: []byte("v")},
+		{Topic: f.cfg.Kafka.Topics.DLQ, Key: []byte("k"), Value: []byte("v"), Headers: []kafkaio.Header{
+			h(pipeline.HeaderDLQReason, "invalid_json"), h(pipeline.HeaderSourceTopic, "no-such-topic"),
+			h(pipeline.HeaderSourcePartition, "0"), h(pipeline.HeaderSourceOffset, "0")}},
+	}
+	if err := p.Publish(ctx, odd...); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err = execute(t, "dlq", "redrive", "--offsets", fmt.Sprintf("%d:%d", odd[0].Partition, odd[0].Offset), "--force")
+	wantExit(t, err, 2, "refused 1 of 1")
+	if !strings.Contains(out, "not a dead letter of mvrepair") {
+		t.Errorf("output:\n%s", out)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	cmd := newRoot()
+	var buf bytes.Buffer
+	cmd.SetOut(&buf)
+	cmd.SetErr(&buf)
+	cmd.SetArgs([]string{"dlq", "redrive", "--offsets", fmt.Sprintf("%d:%d", odd[1].Partition, odd[1].Offset), "--force"})
+	err = cmd.ExecuteContext(ctx)
+	if err == nil || !strings.Contains(err.Error(), "0 dead letter(s) re-driven") || !strings.Contains(err.Error(), "the rest were not published") {
+		t.Fatalf("redrive to a missing topic: %v\n%s", err, buf.String())
+	}
 }
 
 func TestDLQRedrive_selectionFlagsAreCheckedBeforeConnecting(t *testing.T) {
@@ -505,5 +537,44 @@ func TestOriginalHeaders_dropsTheLastOccurrenceOfEachHeaderTheServiceAdded(t *te
 	}
 	if d := parseDeadLetter(kafkaio.Message{Headers: in[:3]}); d.source.ok || d.sourceText() != "-" {
 		t.Errorf("a record without source headers parsed as %+v", d)
+	}
+}
+
+func TestDLQList_failsNamingThePartitionWhenItsEndCannotBeReached(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg := testConfig(t)
+	b, err := embedded.Start(ctx, embedded.Config{Addr: "127.0.0.1:0", Topics: []embedded.Topic{{Name: cfg.Kafka.Topics.DLQ, Partitions: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	cfg.Kafka.Brokers = b.Addr()
+	// An open transaction on the DLQ: the high watermark is past a record
+	// that read_committed does not deliver until the transaction ends.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.TransactionalID("dlq-test-open"),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: cfg.Kafka.Topics.DLQ, Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	defer cl.EndTransaction(context.Background(), kgo.TryAbort)
+
+	admin, err := kafkaio.NewAdmin(service.AdminConfig(cfg, cfg.BrokerList()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	var stderr bytes.Buffer
+	dt := &dlqTopic{cfg: cfg, brokers: cfg.BrokerList(), admin: admin, log: zerolog.Nop(), stderr: &stderr, idle: 500 * time.Millisecond}
+	err = dlqList(ctx, &bytes.Buffer{}, dt, &dlqListOptions{partition: -1})
+	if err == nil || !strings.Contains(err.Error(), "no record from mv-repair-dlq/0 for 500ms before its end at offset 1") {
+		t.Fatalf("dlq list over an open transaction: %v", err)
 	}
 }
