@@ -19,7 +19,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/mvrepair/mvrepair/internal/config"
-	"github.com/mvrepair/mvrepair/mvstate"
+	"github.com/mvrepair/mvrepair/internal/store"
 )
 
 // binary is the consumer built once per test run with `go build`, for the
@@ -325,7 +325,7 @@ func TestState_readOnlyCommandsOnAMissingOrEmptyStateDirFailAndCreateNothing(t *
 			dir := t.TempDir()
 			t.Setenv("MVREPAIR_STATE_DIR", dir)
 			_, _, err := execute(t, "state", sub)
-			wantExit(t, err, 2, "state "+sub+": state.dir", dir, "holds no state store", mvstate.FileName, "state.dir key")
+			wantExit(t, err, 2, "state "+sub+": state.dir", dir, "holds no state store", "state.dir key")
 			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 				t.Fatalf("created %v in the empty dir", entries)
 			}
@@ -346,11 +346,16 @@ func TestState_readOnlyCommandsOnAMissingOrEmptyStateDirFailAndCreateNothing(t *
 func newStore(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	st, err := mvstate.Open(context.Background(), dir, mvstate.Options{})
+	d, err := store.LockDir(dir, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Close(); err != nil {
+	defer d.Close()
+	st, err := d.Open(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(context.Background(), true); err != nil {
 		t.Fatal(err)
 	}
 	return dir

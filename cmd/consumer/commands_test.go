@@ -7,37 +7,30 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/rs/zerolog"
 
 	"github.com/mvrepair/mvrepair/internal/demo"
 	"github.com/mvrepair/mvrepair/internal/kafkaio"
+	"github.com/mvrepair/mvrepair/internal/pipeline"
 	"github.com/mvrepair/mvrepair/internal/service"
 	"github.com/mvrepair/mvrepair/mvstate"
 )
 
-func eventsHandled(t *testing.T, svc *service.Service) float64 {
-	fams, err := svc.Metrics.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n float64
-	for _, f := range fams {
-		if f.GetName() == "mvrepair_events_total" {
-			for _, m := range f.GetMetric() {
-				n += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return n
-}
+// eventCounter counts the events of the pipeline's reports (a dry run
+// moves no metric).
+type eventCounter struct{ n atomic.Int64 }
+
+func (c *eventCounter) OnBatch(r *pipeline.Report) { c.n.Add(int64(len(r.Events))) }
 
 func TestRun_dryRunDecidesButChangesPublishesAndCommitsNothing(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(t)
 	cfg.DryRun = true
-	svc, err := service.Open(ctx, cfg, zerolog.Nop())
+	decided := &eventCounter{}
+	svc, err := service.Open(ctx, cfg, zerolog.Nop(), service.Options{Hooks: pipeline.Hooks{decided}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,14 +52,14 @@ func TestRun_dryRunDecidesButChangesPublishesAndCommitsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "every event decided", func() error {
-		if n := eventsHandled(t, svc); n < float64(len(msgs)) {
+		if n := decided.n.Load(); n < int64(len(msgs)) {
 			return fmt.Errorf("%v of %d events handled", n, len(msgs))
 		}
 		return nil
 	})
 	stop()
-	if svc.Store().Len() != 0 || svc.Store().JournalID() != 0 || len(svc.Store().Offsets()) != 0 {
-		t.Fatalf("dry run changed the store: %d MVs, journal %d", svc.Store().Len(), svc.Store().JournalID())
+	if st := svc.Store().State(); st.Len() != 0 || st.JournalID() != 0 || len(st.Offsets()) != 0 {
+		t.Fatalf("dry run changed the store: %d MVs, journal %d", st.Len(), st.JournalID())
 	}
 	for _, topic := range []string{cfg.Kafka.Topics.EditLog, cfg.Kafka.Topics.DLQ} {
 		if n := hwm(t, svc, topic); n != 0 {
@@ -86,32 +79,15 @@ func TestRun_dryRunDecidesButChangesPublishesAndCommitsNothing(t *testing.T) {
 
 func TestStateImport_ofAnExportGivesAByteIdenticalExport(t *testing.T) {
 	ctx := context.Background()
-	src := t.TempDir()
-	st, err := mvstate.Open(ctx, src, mvstate.Options{})
-	if err != nil {
-		t.Fatal(err)
+	st := mvstate.NewState()
+	for _, m := range demo.Catalog() {
+		st.LoadMV(m, 42)
 	}
-	mvs := demo.Catalog()
-	keys := make([]mvstate.MVKey, len(mvs))
-	for i, m := range mvs {
-		keys[i] = m.Key()
-	}
-	if err := st.Commit(ctx, mvstate.Batch{Touched: keys, Structural: true, Apply: func(tx *mvstate.Tx) error {
-		for _, m := range mvs {
-			if err := tx.PutMV(m); err != nil {
-				return err
-			}
-		}
-		tx.SetJournal(42, 3)
-		return nil
-	}}); err != nil {
-		t.Fatal(err)
-	}
+	st.LoadMeta(42, 3, nil)
 	var want bytes.Buffer
 	if err := st.Export(ctx, &want); err != nil {
 		t.Fatal(err)
 	}
-	st.Close()
 	file := filepath.Join(t.TempDir(), "state.json")
 	if err := os.WriteFile(file, want.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
