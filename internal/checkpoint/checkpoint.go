@@ -54,6 +54,12 @@ type Writer struct {
 	// Alive reports whether the writer still holds its role; records are
 	// not written once it does not.
 	Alive func() bool
+	// Fence, when set, proves with the group coordinator that the writer
+	// still holds its generation; it is called before every publish to the
+	// snapshot topic, so that a paused writer that lost its role to a newer
+	// one (a zombie) does not write its state there. Its error ends the
+	// checkpoint with ErrNotWriter.
+	Fence func(ctx context.Context) error
 	Log   zerolog.Logger
 	// Durable is called after each durable checkpoint.
 	Durable func(c editlog.Checkpoint, mvs, tombstones int, took time.Duration)
@@ -132,8 +138,8 @@ func (w *Writer) Write(ctx context.Context) (*editlog.Checkpoint, error) {
 		if len(batch) == 0 {
 			return nil
 		}
-		if w.Alive != nil && !w.Alive() {
-			return ErrNotWriter
+		if err := w.fenced(ctx); err != nil {
+			return err
 		}
 		if err := w.Pub.Publish(ctx, batch...); err != nil {
 			return fmt.Errorf("checkpoint: publish snapshot records: %w", err)
@@ -163,8 +169,8 @@ func (w *Writer) Write(ctx context.Context) (*editlog.Checkpoint, error) {
 		return nil, err
 	}
 	c := editlog.Checkpoint{JournalID: j, Epoch: sn.Epoch, EditLogOffset: off, MVs: w.State.Len(), At: time.Now().UnixMilli()}
-	if w.Alive != nil && !w.Alive() {
-		return nil, ErrNotWriter
+	if err := w.fenced(ctx); err != nil {
+		return nil, err
 	}
 	marker := kafkaio.Message{Topic: w.Topic, Key: []byte(editlog.CheckpointKey), Value: editlog.AppendCheckpoint(nil, c)}
 	if err := w.Pub.Publish(ctx, marker); err != nil {
@@ -186,6 +192,22 @@ func (w *Writer) Write(ctx context.Context) (*editlog.Checkpoint, error) {
 		}
 	}
 	return &c, nil
+}
+
+// fenced returns ErrNotWriter unless the writer still holds its role.
+func (w *Writer) fenced(ctx context.Context) error {
+	if w.Alive != nil && !w.Alive() {
+		return ErrNotWriter
+	}
+	if w.Fence != nil {
+		if err := w.Fence(ctx); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("%w: %w", ErrNotWriter, err)
+		}
+	}
+	return nil
 }
 
 // waitPublished waits until record j is acknowledged on the edit log and

@@ -79,6 +79,8 @@ type Writer struct {
 	pendingOffs map[mvstate.TopicPartition]int64
 
 	published published // where recent edit-log records were written
+	// fence is an offset this generation committed, for Fence.
+	fence atomic.Pointer[fenceMark]
 }
 
 // published remembers the edit-log offsets of the most recently published
@@ -194,6 +196,7 @@ func (w *Writer) PublishLeftovers(ctx context.Context) (int, error) {
 // and a warning says how to replay instead.
 func (w *Writer) SyncOffsets(ctx context.Context, c Committer, assigned map[string][]kafkaio.Assignment) (map[string][]kafkaio.Assignment, error) {
 	w.committed = nil // a new generation: forget what the last one committed
+	w.fence.Store(nil)
 	st := w.Proc.Store.State()
 	start := map[string][]kafkaio.Assignment{}
 	ahead := map[string]map[int]int64{}
@@ -676,6 +679,9 @@ func (w *Writer) noteCommitted(topic string, p int, o int64) {
 	}
 	if cur, ok := w.committed[topic][p]; !ok || o > cur {
 		w.committed[topic][p] = o
+		if o >= 0 {
+			w.fence.Store(&fenceMark{topic: topic, partition: p, offset: o})
+		}
 	}
 }
 

@@ -19,13 +19,14 @@ var ErrNotActive = errors.New("service: this instance is not the active writer (
 // startCheckpointer runs the active writer's checkpoints (every
 // checkpoint.interval or checkpoint.max_records records) until ctx ends or
 // the returned stop is called.
-func (s *Service) startCheckpointer(ctx context.Context, w *pipeline.Writer, epoch int64) (stop func()) {
+func (s *Service) startCheckpointer(ctx context.Context, w *pipeline.Writer, gen pipeline.Committer, epoch int64) (stop func()) {
 	if s.cfg.DryRun {
 		return func() {}
 	}
 	cw := &checkpoint.Writer{State: w.Proc.Store.State(), Pub: s.kafka.Producer, EditLog: w,
 		Topic: s.cfg.Kafka.Topics.Snapshots, Epoch: epoch, Log: s.log,
 		Alive: func() bool { return ctx.Err() == nil },
+		Fence: func(ctx context.Context) error { return w.Fence(ctx, gen) },
 		Durable: func(c editlog.Checkpoint, mvs, tombs int, took time.Duration) {
 			s.Metrics.Checkpoint(c.JournalID, time.UnixMilli(c.At))
 			s.log.Info().Int64("journal_id", c.JournalID).Int64("edit_log_offset", c.EditLogOffset).Int("mvs_written", mvs).

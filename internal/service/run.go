@@ -223,7 +223,7 @@ func (s *Service) activeOnce(ctx context.Context, gen *kafkaio.Generation, w *pi
 		return err
 	}
 	defer fetcher.Close()
-	stopCP := s.startCheckpointer(ctx, w, epoch)
+	stopCP := s.startCheckpointer(ctx, w, gen, epoch)
 	defer stopCP()
 	return w.Run(ctx, fetcher, gen, epoch)
 }
