@@ -78,21 +78,27 @@ type Writer struct {
 	ackWritten  uint64
 	pendingOffs map[mvstate.TopicPartition]int64
 
-	published published // where recent edit-log records were written
+	// Published remembers where this process's writers published edit-log
+	// records (share one across the writers of a process, so that a new
+	// generation's checkpoint finds the records its predecessor published);
+	// nil: the writer keeps its own.
+	Published *PublishedLog
 	// fence is an offset this generation committed, for Fence.
-	fence atomic.Pointer[fenceMark]
+	fence   atomic.Pointer[fenceMark]
+	pubOnce sync.Once
 }
 
-// published remembers the edit-log offsets of the most recently published
-// records (checkpoints name the offset of their journal id).
-type published struct {
+// PublishedLog remembers the edit-log offsets of the most recently
+// published records (the last 4,096), for checkpoints, which name the
+// offset of the record they are taken at. Safe for concurrent use.
+type PublishedLog struct {
 	mu   sync.Mutex
 	ring [4096]struct{ jid, off int64 }
 	n    int
 	last int64 // highest journal id acknowledged
 }
 
-func (p *published) add(jid, off int64) {
+func (p *PublishedLog) add(jid, off int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.ring[p.n%len(p.ring)] = struct{ jid, off int64 }{jid, off}
@@ -100,10 +106,22 @@ func (p *published) add(jid, off int64) {
 	p.last = max(p.last, jid)
 }
 
-// EditLogOffset returns the edit-log offset at which this writer published
-// the record with journal id jid, if it did so recently.
+// published returns the writer's PublishedLog (creating its own if none
+// was given).
+func (w *Writer) published() *PublishedLog {
+	w.pubOnce.Do(func() {
+		if w.Published == nil {
+			w.Published = &PublishedLog{}
+		}
+	})
+	return w.Published
+}
+
+// EditLogOffset returns the edit-log offset at which this writer (or one
+// sharing its PublishedLog) published the record with journal id jid, if
+// it did so recently.
 func (w *Writer) EditLogOffset(jid int64) (int64, bool) {
-	p := &w.published
+	p := w.published()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for i := p.n - 1; i >= 0 && i >= p.n-len(p.ring); i-- {
@@ -114,12 +132,13 @@ func (w *Writer) EditLogOffset(jid int64) (int64, bool) {
 	return 0, false
 }
 
-// PublishedThrough returns the highest journal id this writer has had
-// acknowledged by the broker.
+// PublishedThrough returns the highest journal id this writer (or one
+// sharing its PublishedLog) has had acknowledged by the broker.
 func (w *Writer) PublishedThrough() int64 {
-	w.published.mu.Lock()
-	defer w.published.mu.Unlock()
-	return w.published.last
+	p := w.published()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.last
 }
 
 // ErrStopped is returned by Run when its context ended; work in flight was
@@ -578,7 +597,7 @@ func (w *Writer) publish(ctx context.Context, msgs []store.OutboxMessage) error 
 		}
 		for i := range n {
 			if msgs[i].JournalID > 0 && chunk[i].Offset >= 0 {
-				w.published.add(msgs[i].JournalID, chunk[i].Offset)
+				w.published().add(msgs[i].JournalID, chunk[i].Offset)
 			}
 		}
 		// Remember where the edit log is: the next commit records it, so a

@@ -44,6 +44,7 @@ func (s *Service) writer(dryRun bool) *pipeline.Writer {
 		CommitHealth:  s.writerHealth,
 		PublishHealth: s.publishHealth,
 		InputHealth:   s.inputHealth,
+		Published:     &s.published,
 	}
 }
 

@@ -62,6 +62,9 @@ type Service struct {
 	cpWriter                    *checkpoint.Writer
 	cpRun                       sync.Mutex // one checkpoint at a time
 	hookSet                     pipeline.Hooks
+	// published is where this process's writers published edit-log
+	// records, across generations (checkpoints name their offsets).
+	published pipeline.PublishedLog
 }
 
 type errBox struct{ err error }

@@ -15,8 +15,11 @@ import (
 	"github.com/mvrepair/mvrepair/internal/kafkaio"
 	"github.com/mvrepair/mvrepair/internal/metrics"
 	"github.com/mvrepair/mvrepair/internal/pipeline"
+	"github.com/mvrepair/mvrepair/internal/recovery"
+	"github.com/mvrepair/mvrepair/internal/service"
 	"github.com/mvrepair/mvrepair/internal/store"
 	"github.com/mvrepair/mvrepair/mvstate"
+	"github.com/rs/zerolog"
 )
 
 // ExportOf returns the state's canonical export.
@@ -229,6 +232,7 @@ func (e *Env) CheckFinalState(cfg *config.Config, catalog, input []kafkaio.Messa
 	if len(j.Records) > 0 && j.Records[0].JournalID == 1 {
 		SameText(t, "state rebuilt from the edit log vs final state", ExportOf(t, Rebuild(t, j)), got)
 	}
+	SameText(t, "state restored from the latest checkpoint and the edit log vs final state", ExportOf(t, e.RestoreFromKafka(cfg, nil)), got)
 	CheckDeadLettered(t, e.ReadTopic(tp.Input), e.ReadTopic(tp.DLQ))
 	t.Logf("edit log: %d records, %d distinct journal ids (%d redelivered)", j.Total, len(j.Records), j.Total-len(j.Records))
 }
@@ -299,4 +303,27 @@ func Gauge(t testing.TB, m *metrics.Metrics, name string, labels ...string) (flo
 		}
 	}
 	return 0, false
+}
+
+// RestoreFromKafka restores a state from cfg's topics as a new instance
+// would: the latest checkpoint and the edit log after it (the whole edit
+// log when there is none). rep, when set, receives the restore's report.
+func (e *Env) RestoreFromKafka(cfg *config.Config, rep **recovery.Report) *mvstate.State {
+	t := e.T
+	t.Helper()
+	ctx := Ctx(t, WaitLong)
+	k, err := service.OpenKafka(ctx, cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	defer k.Close()
+	st := store.NewMemory()
+	r, err := recovery.Restore(ctx, st, k.SnapshotSource(zerolog.Nop()), k.EditLogSource(zerolog.Nop()), recovery.Options{})
+	if err != nil {
+		t.Fatalf("restore from Kafka: %v", err)
+	}
+	if rep != nil {
+		*rep = r
+	}
+	return st.State()
 }
