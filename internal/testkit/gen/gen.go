@@ -335,7 +335,7 @@ func DrawScenario(t *rapid.T, maxEvents int) []Batch {
 	var out []Batch
 	epoch := int64(1)
 	for len(evs) > 0 {
-		n := min(len(evs), rapid.IntRange(1, 8).Draw(t, "Batch size"))
+		n := min(len(evs), rapid.IntRange(1, 8).Draw(t, "batch size"))
 		if rapid.IntRange(0, 9).Draw(t, "new epoch") == 0 {
 			epoch++
 		}
