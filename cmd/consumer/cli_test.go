@@ -19,7 +19,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/mvrepair/mvrepair/internal/config"
-	"github.com/mvrepair/mvrepair/mvstate"
+	"github.com/mvrepair/mvrepair/internal/store"
+	"github.com/mvrepair/mvrepair/internal/testkit"
 )
 
 // binary is the consumer built once per test run with `go build`, for the
@@ -325,7 +326,7 @@ func TestState_readOnlyCommandsOnAMissingOrEmptyStateDirFailAndCreateNothing(t *
 			dir := t.TempDir()
 			t.Setenv("MVREPAIR_STATE_DIR", dir)
 			_, _, err := execute(t, "state", sub)
-			wantExit(t, err, 2, "state "+sub+": state.dir", dir, "holds no state store", mvstate.FileName, "state.dir key")
+			wantExit(t, err, 2, "state "+sub+": state.dir", dir, "holds no state store", "state.dir key")
 			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 				t.Fatalf("created %v in the empty dir", entries)
 			}
@@ -342,18 +343,26 @@ func TestState_readOnlyCommandsOnAMissingOrEmptyStateDirFailAndCreateNothing(t *
 	})
 }
 
-// newStore creates an empty state store in a new dir and returns the dir.
+// newStore creates an empty state store in a new state dir and returns the
+// dir.
 func newStore(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	st, err := mvstate.Open(context.Background(), dir, mvstate.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
+	withStore(t, dir, func(*store.Store) {})
 	return dir
+}
+
+// withStore takes the state dir, opens its store (creating it) for fn and
+// closes both.
+func withStore(t *testing.T, stateDir string, fn func(st *store.Store)) {
+	t.Helper()
+	testkit.WithStore(t, stateDir, fn)
+}
+
+// exportOf is the `state export` document of the store of a state dir.
+func exportOf(t *testing.T, stateDir string) string {
+	t.Helper()
+	return testkit.ExportOf(t, testkit.OpenStore(t, stateDir))
 }
 
 func TestState_showOnAnExistingStoreStillWorks(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"github.com/mvrepair/mvrepair/internal/config"
 	"github.com/mvrepair/mvrepair/internal/demo"
 	"github.com/mvrepair/mvrepair/internal/kafkaio"
+	"github.com/mvrepair/mvrepair/internal/pipeline"
 	"github.com/mvrepair/mvrepair/internal/service"
 )
 
@@ -75,8 +76,8 @@ func applied(svc *service.Service, topic string) error {
 		return err
 	}
 	for p, o := range offs {
-		if o.Last > 0 && svc.Store().AppliedOffset(topic, p) < o.Last {
-			return fmt.Errorf("%s/%d applied %d of %d", topic, p, svc.Store().AppliedOffset(topic, p), o.Last)
+		if o.Last > 0 && svc.Store().State().AppliedOffset(topic, p) < o.Last {
+			return fmt.Errorf("%s/%d applied %d of %d", topic, p, svc.Store().State().AppliedOffset(topic, p), o.Last)
 		}
 	}
 	return nil
@@ -114,8 +115,8 @@ func TestReplay_fromZeroReconsumesAndJournalsNothingNew(t *testing.T) {
 		if err := applied(svc, cfg.Kafka.Topics.Input); err != nil {
 			return err
 		}
-		if h := hwm(t, svc, cfg.Kafka.Topics.EditLog); h < svc.Store().JournalID() {
-			return fmt.Errorf("edit log holds %d of %d records", h, svc.Store().JournalID())
+		if h := hwm(t, svc, cfg.Kafka.Topics.EditLog); h < svc.Store().State().JournalID() {
+			return fmt.Errorf("edit log holds %d of %d records", h, svc.Store().State().JournalID())
 		}
 		return nil
 	})
@@ -129,7 +130,7 @@ func TestReplay_fromZeroReconsumesAndJournalsNothingNew(t *testing.T) {
 	}
 	stop()
 	var before bytes.Buffer
-	if err := svc.Store().Export(ctx, &before); err != nil {
+	if err := svc.Store().State().Export(ctx, &before); err != nil {
 		t.Fatal(err)
 	}
 	journal := hwm(t, svc, cfg.Kafka.Topics.EditLog)
@@ -157,9 +158,12 @@ func TestReplay_fromZeroReconsumesAndJournalsNothingNew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	st := svc.Store().State()
 	for p, off := range committed[cfg.Kafka.Topics.Input] {
-		if off > 0 || svc.Store().AppliedOffset(cfg.Kafka.Topics.Input, p) > 0 {
-			t.Fatalf("partition %d not rewound: group %d, store %d", p, off, svc.Store().AppliedOffset(cfg.Kafka.Topics.Input, p))
+		mark := st.AppliedOffset(pipeline.GroupMarkTopic(cfg.Kafka.Topics.Input), p)
+		if off > 0 || st.AppliedOffset(cfg.Kafka.Topics.Input, p) > 0 || mark > 0 {
+			t.Fatalf("partition %d not rewound: group %d, store %d, store's mark of the group's offset %d",
+				p, off, st.AppliedOffset(cfg.Kafka.Topics.Input, p), mark)
 		}
 	}
 
@@ -168,7 +172,7 @@ func TestReplay_fromZeroReconsumesAndJournalsNothingNew(t *testing.T) {
 	waitFor(t, "replayed input applied", func() error { return applied(svc, cfg.Kafka.Topics.Input) })
 	stop()
 	var after bytes.Buffer
-	if err := svc.Store().Export(ctx, &after); err != nil {
+	if err := svc.Store().State().Export(ctx, &after); err != nil {
 		t.Fatal(err)
 	}
 	if before.String() != after.String() {
