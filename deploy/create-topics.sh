@@ -1,5 +1,5 @@
 #!/bin/sh
-# create-topics.sh - create the four topics mvrepair uses, once, before the
+# create-topics.sh - create the five topics mvrepair uses, once, before the
 # consumers start (the topic-init service of docker-compose.yml).
 #
 # It creates what service.TopicSpecs would (DESIGN.md §6-§7), so the consumers
@@ -7,7 +7,11 @@
 #   input, catalog, DLQ  kafka.partitions partitions
 #   edit log             1 partition (the journal is one total order),
 #                        retention.ms = kafka.edit_log_retention_ms (-1: forever),
-#                        cleanup.policy=delete
+#                        cleanup.policy=delete, max.message.bytes =
+#                        kafka.edit_log_max_message_bytes (an MV with 10k
+#                        partitions must journal)
+#   snapshots            1 partition, cleanup.policy=compact (checkpoints:
+#                        the latest record per MV), the same record limit
 # all with kafka.replication_factor. Existing topics are left alone
 # (--if-not-exists), but an edit log with more than one partition is an error.
 #
@@ -16,10 +20,12 @@
 #   MVREPAIR_KAFKA_PARTITIONS              default 6
 #   MVREPAIR_KAFKA_REPLICATION_FACTOR      default 1
 #   MVREPAIR_KAFKA_EDIT_LOG_RETENTION_MS   default -1
+#   MVREPAIR_KAFKA_EDIT_LOG_MAX_MESSAGE_BYTES  default 16777216
 #   MVREPAIR_KAFKA_TOPICS_INPUT            default partition-version-changed
 #   MVREPAIR_KAFKA_TOPICS_CATALOG          default mv-catalog
 #   MVREPAIR_KAFKA_TOPICS_EDIT_LOG         default mv-edit-log
 #   MVREPAIR_KAFKA_TOPICS_DLQ              default mv-repair-dlq
+#   MVREPAIR_KAFKA_TOPICS_SNAPSHOTS        default mv-snapshots
 # and, for a secured cluster, the consumer's connection settings, turned into
 # a Java client properties file passed as --command-config:
 #   MVREPAIR_KAFKA_TLS_ENABLED             true: SSL or SASL_SSL
@@ -50,6 +56,8 @@ input=${MVREPAIR_KAFKA_TOPICS_INPUT:-partition-version-changed}
 catalog=${MVREPAIR_KAFKA_TOPICS_CATALOG:-mv-catalog}
 edit_log=${MVREPAIR_KAFKA_TOPICS_EDIT_LOG:-mv-edit-log}
 dlq=${MVREPAIR_KAFKA_TOPICS_DLQ:-mv-repair-dlq}
+snapshots=${MVREPAIR_KAFKA_TOPICS_SNAPSHOTS:-mv-snapshots}
+max_bytes=${MVREPAIR_KAFKA_EDIT_LOG_MAX_MESSAGE_BYTES:-16777216}
 
 log() { printf 'topic-init: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -163,8 +171,10 @@ create() {
 
 create "$input" "$partitions"
 create "$catalog" "$partitions"
-create "$edit_log" 1 --config "retention.ms=$retention_ms" --config cleanup.policy=delete
+create "$edit_log" 1 --config "retention.ms=$retention_ms" --config cleanup.policy=delete --config "max.message.bytes=$max_bytes"
 create "$dlq" "$partitions"
+create "$snapshots" 1 --config cleanup.policy=compact --config "max.message.bytes=$max_bytes" \
+	--config min.cleanable.dirty.ratio=0.1 --config segment.ms=3600000
 
 # An edit log created earlier with several partitions would have no total
 # order; the consumer refuses it, so fail here, where it is clearer.
@@ -174,4 +184,4 @@ count=$(printf '%s\n' "$description" | sed -n 's/.*PartitionCount:[[:space:]]*\(
 if [ "$count" != 1 ]; then
 	die "edit-log topic $edit_log has ${count:-an unknown number of} partitions; the journal needs exactly 1 (delete it or choose another MVREPAIR_KAFKA_TOPICS_EDIT_LOG)"
 fi
-log "topics ready: $input $catalog $edit_log $dlq"
+log "topics ready: $input $catalog $edit_log $dlq $snapshots"

@@ -13,7 +13,7 @@ import (
 // memView is a small in-memory View for tests. Its indexes are computed from
 // base_tables on each call unless related overrides them.
 type memView struct {
-	mvs     map[mvstate.MVKey]*mvstate.MV
+	mvs map[mvstate.MVKey]*mvstate.MV
 	// related, when set for a table, replaces the computed RelatedMVs answer
 	// (to simulate an index that disagrees with base_tables).
 	related map[int64][]mvstate.MVKey

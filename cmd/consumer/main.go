@@ -6,6 +6,8 @@
 //	consumer state      export | show | import the local state
 //	consumer replay     rewind the stopped group and the applied offsets
 //	consumer rebuild    a new state store from the edit log alone
+//	consumer checkpoint write a checkpoint now, through the running active instance
+//	consumer dlq        list dead letters | re-drive them to their source topics
 //	consumer healthcheck  exit 0 if /readyz answers 200 (container health checks)
 //	consumer load       throughput and latency benchmark next to a pass-through baseline
 //	consumer version    module version, VCS revision and time, Go version (also --version)
@@ -80,7 +82,7 @@ func newRoot() *cobra.Command {
 		return usageErrorf("%s%w (see %s --help)", prefix(cmd), err, cmd.CommandPath())
 	})
 	root.PersistentFlags().StringVar(&g.configPath, "config", "", "config file (default: built-in defaults; every key can be set by MVREPAIR_* env vars)")
-	root.AddCommand(newRunCmd(g), newDemoCmd(g), newProduceCmd(g), newStateCmd(g), newReplayCmd(g), newRebuildCmd(g), newCheckpointCmd(g), newHealthcheckCmd(), newLoadCmd(g), newVersionCmd())
+	root.AddCommand(newRunCmd(g), newDemoCmd(g), newProduceCmd(g), newStateCmd(g), newReplayCmd(g), newRebuildCmd(g), newCheckpointCmd(g), newDLQCmd(g), newHealthcheckCmd(), newLoadCmd(g), newVersionCmd())
 	return root
 }
 

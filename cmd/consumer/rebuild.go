@@ -64,8 +64,12 @@ service first (a standby that finds its store forked rebuilds itself the same wa
 				return err
 			}
 			defer d.Close()
-			old, err := d.Open(ctx)
+			var old *store.Store
+			if d.HasStore() {
+				old, err = d.Open(ctx)
+			}
 			switch {
+			case old == nil && err == nil: // no store yet: nothing to replace
 			case errors.Is(err, store.ErrCorrupt):
 				fmt.Fprintf(cmd.ErrOrStderr(), "rebuild: the current store is corrupt (%v); it will be replaced\n", err)
 			case err != nil:

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -62,18 +61,6 @@ func oldState(t *testing.T, stateDir string) string {
 		}
 	})
 	return exportOf(t, stateDir)
-}
-
-// closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }
 
 func TestRebuild_withNoBrokerReachableLeavesTheOldStoreUntouched(t *testing.T) {
@@ -228,7 +215,7 @@ func TestStateExport_besideARunningServiceShowsItsState(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _, err = execute(t, "state", "import", "--force", "--file", file)
-	wantExit(t, err, 3, "stop the service first")
+	wantExit(t, err, 3, "in use by another mvrepair process", "stop it first")
 	if got := testkit.ExportOf(t, in.State()); got != out {
 		t.Fatalf("a refused import changed the service's state: %s", testkit.FirstDiff(got, out))
 	}

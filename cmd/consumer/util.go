@@ -61,7 +61,7 @@ func openReadOnly(ctx context.Context, what, dir string) (*store.Store, error) {
 func lockStateDir(what, dir string) (*store.Dir, error) {
 	d, err := store.LockDir(dir, store.Options{})
 	if errors.Is(err, store.ErrLocked) {
-		return nil, &exitError{code: 3, err: fmt.Errorf("%s: %w (stop the service first)", what, err)}
+		return nil, &exitError{code: 3, err: fmt.Errorf("%s: state dir %s is in use by another mvrepair process (the service?): stop it first", what, describeDir(dir))}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)

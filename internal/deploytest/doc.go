@@ -11,4 +11,14 @@
 // internal/service (topic-init creates exactly the topics
 // service.TopicSpecs describes, run against a stub kafka-topics.sh), and,
 // unless -short, build the consumer with the Dockerfile's own go build flags.
+//
+// The monitoring files are checked too: the Prometheus alert rules
+// (deploy/prometheus/alerts.yml) and the Grafana dashboard
+// (deploy/grafana/mvrepair.json) may use only the mvrepair_* series and
+// labels internal/metrics registers (metrics.Families), the dashboard shows
+// every one of them through a datasource variable, and every alert has a
+// severity, a summary, a description and a runbook section of the README.
+// Where promtool is installed, the rules pass `promtool check rules` and
+// their unit tests (deploy/prometheus/alerts_test.yml), and promtool parses
+// every dashboard query; elsewhere those tests are skipped.
 package deploytest

@@ -11,7 +11,9 @@ package metrics
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -85,131 +87,120 @@ func latencyBuckets() []float64 { return prometheus.ExponentialBuckets(0.0005, 2
 // New returns the series registered on a fresh registry, together with the
 // Go runtime and process collectors.
 func New() *Metrics {
+	m, _ := build()
+	return m
+}
+
+// Family describes one mvrepair_* metric family that [New] registers.
+type Family struct {
+	// Name is the full name, e.g. "mvrepair_events_total". The series of a
+	// histogram are named Name+"_bucket", Name+"_sum" and Name+"_count".
+	Name string
+	// Type is "counter", "gauge" or "histogram".
+	Type string
+	// Labels are the variable label names, in declaration order (a
+	// histogram's series also carry "le" on Name+"_bucket").
+	Labels []string
+	// Help is the family's help text.
+	Help string
+}
+
+// Families returns every mvrepair_* family [New] registers, sorted by name:
+// the names that alert rules and dashboards may use (deploy/prometheus,
+// deploy/grafana; internal/deploytest checks them against this list). The Go
+// runtime and process collectors' go_* and process_* families are not
+// listed.
+func Families() []Family {
+	_, fams := build()
+	slices.SortFunc(fams, func(a, b Family) int { return strings.Compare(a.Name, b.Name) })
+	return fams
+}
+
+// Names returns the names of the families of [Families], sorted.
+func Names() []string {
+	fams := Families()
+	names := make([]string, len(fams))
+	for i, f := range fams {
+		names[i] = f.Name
+	}
+	return names
+}
+
+// declared builds the collectors of New and records each family as it is
+// declared, so that Families cannot drift from what is registered.
+type declared struct{ fams []Family }
+
+func (d *declared) add(name, typ, help string, labels []string) string {
+	d.fams = append(d.fams, Family{Name: Namespace + "_" + name, Type: typ, Labels: slices.Clone(labels), Help: help})
+	return name
+}
+
+func (d *declared) counter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: d.add(name, "counter", help, nil), Help: help})
+}
+
+func (d *declared) counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: d.add(name, "counter", help, labels), Help: help}, labels)
+}
+
+func (d *declared) gauge(name, help string) prometheus.Gauge {
+	return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: d.add(name, "gauge", help, nil), Help: help})
+}
+
+func (d *declared) gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: d.add(name, "gauge", help, labels), Help: help}, labels)
+}
+
+func (d *declared) histogram(name, help string, buckets []float64) prometheus.Histogram {
+	return prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: d.add(name, "histogram", help, nil), Help: help, Buckets: buckets})
+}
+
+// build returns the series registered on a fresh registry and the families
+// declared.
+func build() (*Metrics, []Family) {
+	d := &declared{}
 	m := &Metrics{
-		reg: prometheus.NewRegistry(),
-		events: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "events_total",
-			Help: "Input events handled, by kind and outcome (applied, skipped, noop, dlq).",
-		}, []string{"kind", "outcome"}),
-		repairs: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "repairs_total",
-			Help: "Partition entries whose recorded version was moved forward.",
-		}),
-		skips: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "skips_total",
-			Help: "Partition entries or events a repair rule declined, by reason.",
-		}, []string{"reason"}),
-		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: Namespace, Name: "batch_size",
-			Help:    "Events per batch (one local commit).",
-			Buckets: prometheus.ExponentialBuckets(1, 2, 18), // 1 .. 131072
-		}),
-		batchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: Namespace, Name: "batch_duration_seconds",
-			Help:    "Time to decide and durably commit one batch locally (decode to local commit; publishing is editlog_publish_duration_seconds).",
-			Buckets: latencyBuckets(),
-		}),
-		publishDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: Namespace, Name: "editlog_publish_duration_seconds",
-			Help:    "Time to publish one batch of edit-log records.",
-			Buckets: latencyBuckets(),
-		}),
-		editLogRecords: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "editlog_records_total",
-			Help: "Edit-log records published.",
-		}),
-		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "retries_total",
-			Help: "Retries of transient failures, by operation.",
-		}, []string{"op"}),
-		dlq: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "dlq_total",
-			Help: "Records sent to the dead-letter topic, by reason.",
-		}, []string{"reason"}),
-		consumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: Namespace, Name: "consumer_lag",
-			Help: "Records between the committed offset and the high watermark, per owned partition.",
-		}, []string{"topic", "partition"}),
-		commits: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "commits_total",
-			Help: "Input offset commits to the consumer group.",
-		}),
-		journalID: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: Namespace, Name: "journal_id",
-			Help: "Journal id of the last edit-log record applied to the local state.",
-		}),
-		epoch: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: Namespace, Name: "epoch",
-			Help: "Highest writer epoch (group generation) seen.",
-		}),
-		role: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: Namespace, Name: "role",
-			Help: "1 while this instance is the active writer, 0 while it is a standby.",
-		}),
-		followersApplied: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "followers_applied_total",
-			Help: "Edit-log records applied in follower mode.",
-		}),
-		stalled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: Namespace, Name: "stalled",
-			Help: "1 while a component (writer, publisher, follower) makes no progress or keeps failing past health.stall_timeout (the reason is in /readyz and the log).",
-		}, []string{"component"}),
-		ready: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: Namespace, Name: "ready",
-			Help: "1 while /readyz answers 200.",
-		}),
-		forks: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "forks_total",
-			Help: "Times this instance's store was found forked past the edit log (a newer writer started below it) and rebuilt.",
-		}),
-		tableSpread: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "table_partition_moves_total",
-			Help: "Times one table's events arrived on another input partition than before (producers not partitioning by the Java default partitioner break per-table order).",
-		}),
-		followerLag: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: Namespace, Name: "follower_lag_records",
-			Help: "Edit-log records this standby has not applied yet (high watermark minus applied position).",
-		}),
-		stateMVs: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: Namespace, Name: "state_mvs",
-			Help: "MVs in the local state.",
-		}),
-		stateEntries: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: Namespace, Name: "state_partition_entries",
-			Help: "Partition entries in the local state, native and external.",
-		}),
-		localLogBytes: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "local_log_bytes_total",
-			Help: "Bytes appended to the local store's log (one entry per commit).",
-		}),
-		restoring: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: Namespace, Name: "restoring",
-			Help: "1 while the state is being restored from Kafka (not ready meanwhile).",
-		}),
-		restoreEntries: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: Namespace, Name: "restore_entries",
-			Help: "Partition entries loaded by the restore in progress.",
-		}),
-		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "checkpoints_total",
-			Help: "Checkpoints written to the snapshot topic by this instance.",
-		}),
-		checkpointFailed: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "checkpoint_failures_total",
-			Help: "Checkpoints that failed (retried at the next interval).",
-		}),
-		checkpointJID: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: Namespace, Name: "checkpoint_journal_id",
-			Help: "Journal id of the latest durable checkpoint.",
-		}),
-		checkpointAge: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: Namespace, Name: "checkpoint_timestamp_seconds",
-			Help: "Time (Unix seconds) the latest durable checkpoint was written.",
-		}),
-		editLogFirst: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: Namespace, Name: "editlog_first_offset",
-			Help: "The edit log's first retained offset (it moves up as checkpoints truncate the journal).",
-		}),
+		reg:     prometheus.NewRegistry(),
+		events:  d.counterVec("events_total", "Input events handled, by kind and outcome (applied, skipped, noop, dlq).", "kind", "outcome"),
+		repairs: d.counter("repairs_total", "Partition entries whose recorded version was moved forward."),
+		skips:   d.counterVec("skips_total", "Partition entries or events a repair rule declined, by reason.", "reason"),
+		batchSize: d.histogram("batch_size", "Events per batch (one local commit).",
+			prometheus.ExponentialBuckets(1, 2, 18)), // 1 .. 131072
+		batchDuration: d.histogram("batch_duration_seconds",
+			"Time to decide and durably commit one batch locally (decode to local commit; publishing is editlog_publish_duration_seconds).",
+			latencyBuckets()),
+		publishDuration: d.histogram("editlog_publish_duration_seconds", "Time to publish one batch of edit-log records.", latencyBuckets()),
+		editLogRecords:  d.counter("editlog_records_total", "Edit-log records published."),
+		retries:         d.counterVec("retries_total", "Retries of transient failures, by operation.", "op"),
+		dlq:             d.counterVec("dlq_total", "Records sent to the dead-letter topic, by reason.", "reason"),
+		consumerLag: d.gaugeVec("consumer_lag", "Records between the committed offset and the high watermark, per owned partition.",
+			"topic", "partition"),
+		commits:          d.counter("commits_total", "Input offset commits to the consumer group."),
+		journalID:        d.gauge("journal_id", "Journal id of the last edit-log record applied to the local state."),
+		epoch:            d.gauge("epoch", "Highest writer epoch (group generation) seen."),
+		role:             d.gauge("role", "1 while this instance is the active writer, 0 while it is a standby."),
+		followersApplied: d.counter("followers_applied_total", "Edit-log records applied in follower mode."),
+		stalled: d.gaugeVec("stalled",
+			"1 while a component (writer, publisher, follower) makes no progress or keeps failing past health.stall_timeout (the reason is in /readyz and the log).",
+			"component"),
+		ready: d.gauge("ready", "1 while /readyz answers 200."),
+		forks: d.counter("forks_total",
+			"Times this instance's store was found forked past the edit log (a newer writer started below it) and rebuilt."),
+		tableSpread: d.counter("table_partition_moves_total",
+			"Times one table's events arrived on another input partition than before (producers not partitioning by the Java default partitioner break per-table order)."),
+		followerLag: d.gauge("follower_lag_records",
+			"Edit-log records this standby has not applied yet (high watermark minus applied position)."),
+		stateMVs:         d.gauge("state_mvs", "MVs in the local state."),
+		stateEntries:     d.gauge("state_partition_entries", "Partition entries in the local state, native and external."),
+		localLogBytes:    d.counter("local_log_bytes_total", "Bytes appended to the local store's log (one entry per commit)."),
+		restoring:        d.gauge("restoring", "1 while the state is being restored from Kafka (not ready meanwhile)."),
+		restoreEntries:   d.gauge("restore_entries", "Partition entries loaded by the restore in progress."),
+		checkpoints:      d.counter("checkpoints_total", "Checkpoints written to the snapshot topic by this instance."),
+		checkpointFailed: d.counter("checkpoint_failures_total", "Checkpoints that failed (retried at the next interval)."),
+		checkpointJID:    d.gauge("checkpoint_journal_id", "Journal id of the latest durable checkpoint."),
+		checkpointAge:    d.gauge("checkpoint_timestamp_seconds", "Time (Unix seconds) the latest durable checkpoint was written."),
+		editLogFirst: d.gauge("editlog_first_offset",
+			"The edit log's first retained offset (it moves up as checkpoints truncate the journal)."),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -221,7 +212,7 @@ func New() *Metrics {
 		m.localLogBytes, m.restoring, m.restoreEntries, m.checkpoints, m.checkpointFailed,
 		m.checkpointJID, m.checkpointAge, m.editLogFirst,
 	)
-	return m
+	return m, d.fams
 }
 
 // SetStalled records whether component is stalled.

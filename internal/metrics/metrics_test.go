@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -175,5 +176,81 @@ func TestMetrics_methods_are_safe_for_concurrent_use(t *testing.T) {
 	}
 	if got := sample(text, "mvrepair_repairs_total"); got != "800" {
 		t.Errorf("repairs_total = %q, want 800", got)
+	}
+}
+
+// touchAll gives every series of m a sample, so that a gather lists every
+// family (a vector without children is not exposed).
+func touchAll(m *metrics.Metrics) {
+	m.Event("k", metrics.OutcomeApplied)
+	m.Repairs(1)
+	m.Skip("r")
+	m.ObserveBatch(1, time.Millisecond)
+	m.EditLogPublished(1, time.Millisecond)
+	m.Retry("op")
+	m.DLQ("r")
+	m.SetConsumerLag("t", 0, 1)
+	m.Commit()
+	m.SetJournalID(1)
+	m.SetEpoch(1)
+	m.SetActive(true)
+	m.FollowerApplied(1)
+	m.SetStalled("writer", true)
+	m.SetReady(true)
+	m.Fork()
+	m.TablePartitionMove()
+	m.SetFollowerLag(1)
+	m.SetState(1, 1)
+	m.LocalLog(1)
+	m.SetRestoring(true, 1)
+	m.Checkpoint(1, time.Unix(1, 0))
+	m.CheckpointFailed()
+	m.SetEditLogFirst(1)
+}
+
+func TestFamilies_listExactlyTheMvrepairFamiliesTheRegistryExposes(t *testing.T) {
+	m := metrics.New()
+	touchAll(m)
+	fams, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := map[string]metrics.Family{}
+	for _, f := range fams {
+		if !strings.HasPrefix(f.GetName(), metrics.Namespace+"_") {
+			continue
+		}
+		g := metrics.Family{Name: f.GetName(), Type: strings.ToLower(f.GetType().String()), Help: f.GetHelp()}
+		for _, l := range f.GetMetric()[0].GetLabel() {
+			g.Labels = append(g.Labels, l.GetName())
+		}
+		gathered[g.Name] = g
+	}
+	declared := metrics.Families()
+	if len(declared) != len(gathered) {
+		t.Errorf("Families() lists %d families, the registry exposes %d", len(declared), len(gathered))
+	}
+	for i, f := range declared {
+		if i > 0 && declared[i-1].Name >= f.Name {
+			t.Errorf("Families() not sorted at %s", f.Name)
+		}
+		g, ok := gathered[f.Name]
+		if !ok {
+			t.Errorf("declared family %s is not registered", f.Name)
+			continue
+		}
+		// The exposition sorts label names.
+		labels := slices.Sorted(slices.Values(f.Labels))
+		if g.Type != f.Type || g.Help != f.Help || !slices.Equal(g.Labels, labels) {
+			t.Errorf("family %s: declared %+v, registered %+v", f.Name, f, g)
+		}
+		delete(gathered, f.Name)
+	}
+	for name := range gathered {
+		t.Errorf("registered family %s is missing from Families()", name)
+	}
+	names := metrics.Names()
+	if len(names) != len(declared) || names[0] != declared[0].Name || !slices.IsSorted(names) {
+		t.Errorf("Names() = %v", names)
 	}
 }

@@ -124,14 +124,6 @@ func (f *Follower) run(ctx context.Context, until map[int]int64) (editlog.Counts
 		if errors.Is(err, ErrIdle) {
 			err = nil
 		}
-		var oor *kafkaio.OffsetOutOfRangeError
-		if errors.As(err, &oor) {
-			if oor.Offset < oor.LogStart {
-				return total, fmt.Errorf("%w (edit log starts at %d, this store is at %d)", ErrTruncated, oor.LogStart, oor.Offset)
-			}
-			return total, fmt.Errorf("pipeline: this store has applied the edit log up to offset %d, beyond its end %d (the topic was recreated or lost): %w",
-				oor.Offset, oor.HighWatermark, ErrTruncated)
-		}
 		if len(batch) > 0 {
 			c, aerr := f.apply(ctx, batch)
 			total.Add(c)
@@ -143,6 +135,15 @@ func (f *Follower) run(ctx context.Context, until map[int]int64) (editlog.Counts
 					pos[m.Partition] = m.Offset + 1
 				}
 			}
+		}
+		// Records fetched before an error are applied first.
+		var oor *kafkaio.OffsetOutOfRangeError
+		if errors.As(err, &oor) {
+			if oor.Offset < oor.LogStart {
+				return total, fmt.Errorf("%w (edit log starts at %d, this store is at %d)", ErrTruncated, oor.LogStart, oor.Offset)
+			}
+			return total, fmt.Errorf("pipeline: this store has applied the edit log up to offset %d, beyond its end %d (the topic was recreated or lost): %w",
+				oor.Offset, oor.HighWatermark, ErrTruncated)
 		}
 		if err != nil && ctx.Err() != nil {
 			return total, err

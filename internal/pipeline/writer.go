@@ -65,6 +65,10 @@ type Writer struct {
 	Hooks Hooks
 	// Commit and Publish report to the stall watchdog (nil: none).
 	CommitHealth, PublishHealth *health.Component
+	// InputHealth is stalled while an input partition cannot be read from
+	// where the store stands (its applied offset is beyond the topic's
+	// end); the other partitions keep flowing, so commits do not clear it.
+	InputHealth *health.Component
 
 	acked     atomic.Uint64 // last outbox seq acknowledged by the broker (set by the sink)
 	inFlight  atomic.Int32  // batches handed to the sink, not finished
@@ -277,6 +281,9 @@ func (w *Writer) Run(ctx context.Context, f Fetcher, c Committer, epoch int64) e
 			}
 			continue
 		}
+		if err != nil && runCtx.Err() == nil {
+			w.noteFetchError(err) // a partition's error behind the batch's records
+		}
 		if w.CommitHealth != nil {
 			w.CommitHealth.Pending(true)
 		}
@@ -310,8 +317,8 @@ func (w *Writer) noteFetchError(err error) {
 		err = fmt.Errorf("the store applied %s[%d] up to offset %d but the topic ends at %d (topic recreated, broker data lost, or another cluster?): "+
 			"to read the topic from its start run `consumer replay --topic %s --partition %d --from-offset %d` with the service stopped",
 			oor.Topic, oor.Partition, oor.Offset, oor.HighWatermark, oor.Topic, oor.Partition, oor.LogStart)
-		if w.CommitHealth != nil {
-			w.CommitHealth.Failing(err, true)
+		if w.InputHealth != nil {
+			w.InputHealth.Failing(err, true)
 		}
 		w.Log.Error().Err(err).Str("topic", oor.Topic).Int("partition", oor.Partition).Int64("offset", oor.Offset).
 			Int64("high_watermark", oor.HighWatermark).Msg("input offsets out of range: this partition is not read")
@@ -463,14 +470,16 @@ func (w *Writer) flushAcks(ctx context.Context) {
 // for more only while busy reports that the writer's downstream is busy
 // anyway, and at most until the oldest record has waited maxWait since it
 // was fetched. With busy nil it waits the whole window. When ctx ends it
-// returns what it has, with ctx's error. The writer, the follower and the
+// returns what it has, with ctx's error; a fetch error after the first
+// record returns the records so far with that error (handle both). The writer, the follower and the
 // load tool's pass-through baseline batch with it.
 func Collect(ctx context.Context, f Fetcher, maxEvents int, maxWait, idle time.Duration, busy func() bool) ([]kafkaio.Message, error) {
 	ictx, cancel := context.WithTimeout(ctx, idle)
 	first, err := f.Fetch(ictx)
+	timedOut := ictx.Err() != nil // before cancel, which sets it
 	cancel()
 	if err != nil {
-		if ctx.Err() == nil && ictx.Err() != nil {
+		if ctx.Err() == nil && timedOut {
 			return nil, ErrIdle
 		}
 		return nil, err
@@ -496,12 +505,16 @@ func Collect(ctx context.Context, f Fetcher, maxEvents int, maxWait, idle time.D
 		}
 		wctx, cancel := context.WithTimeout(ctx, wait)
 		m, err := f.Fetch(wctx)
+		waited := wctx.Err() != nil // before cancel, which sets it
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return batch, ctx.Err()
 			}
-			break
+			if waited {
+				break // the batch's wait is over
+			}
+			return batch, err // a fetch error: the caller reports it and handles the batch
 		}
 		batch = append(batch, m)
 	}

@@ -289,6 +289,46 @@ func TestCollect_waitsFromTheOldestRecordAndNotWhenIdle(t *testing.T) {
 	}
 }
 
+// errFetcher delivers its records, then err forever.
+type errFetcher struct {
+	msgs []kafkaio.Message
+	err  error
+}
+
+func (f *errFetcher) Fetch(context.Context) (kafkaio.Message, error) {
+	if m, ok := f.TryFetch(); ok {
+		return m, nil
+	}
+	return kafkaio.Message{}, f.err
+}
+
+func (f *errFetcher) TryFetch() (kafkaio.Message, bool) {
+	if len(f.msgs) == 0 {
+		return kafkaio.Message{}, false
+	}
+	m := f.msgs[0]
+	f.msgs = f.msgs[1:]
+	return m, true
+}
+
+func TestCollect_returnsAFetchErrorNeverMistakenForIdle(t *testing.T) {
+	oor := &kafkaio.OffsetOutOfRangeError{Topic: "in", Partition: 2, Offset: 1000, HighWatermark: 1}
+	b, err := Collect(context.Background(), &errFetcher{err: oor}, 10, time.Second, time.Second, nil)
+	if len(b) != 0 || !errors.Is(err, kafkaio.ErrOffsetOutOfRange) {
+		t.Fatalf("Collect of a failing fetcher: %d records, %v; want the fetch error", len(b), err)
+	}
+	// An error behind records: the records and the error.
+	f := &errFetcher{msgs: []kafkaio.Message{{Offset: 1}, {Offset: 2}}, err: oor}
+	b, err = Collect(context.Background(), f, 10, time.Second, time.Second, func() bool { return true })
+	if len(b) != 2 || !errors.Is(err, kafkaio.ErrOffsetOutOfRange) {
+		t.Fatalf("Collect: %d records, %v; want both records and the fetch error", len(b), err)
+	}
+	// Nothing within the idle time: ErrIdle.
+	if _, err := Collect(context.Background(), make(chanFetcher), 10, time.Second, 10*time.Millisecond, nil); !errors.Is(err, ErrIdle) {
+		t.Fatalf("Collect of an idle fetcher: %v, want ErrIdle", err)
+	}
+}
+
 func TestWriter_reportsReachHooksOnlyAfterTheCommit(t *testing.T) {
 	var mu sync.Mutex
 	var fault error

@@ -43,6 +43,7 @@ func (s *Service) writer(dryRun bool) *pipeline.Writer {
 		Hooks:         s.hooks(),
 		CommitHealth:  s.writerHealth,
 		PublishHealth: s.publishHealth,
+		InputHealth:   s.inputHealth,
 	}
 }
 
@@ -150,6 +151,7 @@ func (s *Service) runActive(ctx context.Context, gen *kafkaio.Generation) {
 	defer func() {
 		s.writerHealth.Reset()
 		s.publishHealth.Reset()
+		s.inputHealth.Reset()
 	}()
 	epoch := max(gen.ID(), s.Store().State().Epoch()+1)
 	s.Metrics.SetEpoch(epoch)

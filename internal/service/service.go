@@ -49,6 +49,7 @@ type Service struct {
 	watchdog                    *health.Watchdog
 	writerHealth, publishHealth *health.Component
 	followerHealth              *health.Component
+	inputHealth                 *health.Component // input partitions not readable where the store stands
 	joined, active, restoring   atomic.Bool
 	needRestore                 atomic.Bool  // the store was found corrupt and moved aside
 	brokerErr                   atomic.Value // errBox: the last broker ping
@@ -82,6 +83,7 @@ func Open(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts ...O
 	s.writerHealth = s.watchdog.Component("writer")
 	s.publishHealth = s.watchdog.Component("publisher")
 	s.followerHealth = s.watchdog.Component("follower")
+	s.inputHealth = s.watchdog.Component("input")
 	s.hookSet = append(pipeline.Hooks{metricsHook{s.Metrics}, newLogHook(log)}, s.opt.Hooks...)
 	opened := false
 	defer func() {

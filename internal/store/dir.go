@@ -96,6 +96,10 @@ func (d *Dir) Open(ctx context.Context) (*Store, error) {
 	return open(ctx, live, d.opt, false)
 }
 
+// HasStore reports whether the state dir holds a live store (Open would
+// otherwise create an empty one).
+func (d *Dir) HasStore() bool { return exists(filepath.Join(d.path, liveName)) }
+
 // MoveAside moves the live store out of the way (say, after it was found
 // corrupt) and returns where it went; the next Open starts empty.
 func (d *Dir) MoveAside() (string, error) {

@@ -13,6 +13,7 @@ import (
 	"github.com/mvrepair/mvrepair/editlog"
 	"github.com/mvrepair/mvrepair/internal/config"
 	"github.com/mvrepair/mvrepair/internal/kafkaio"
+	"github.com/mvrepair/mvrepair/internal/metrics"
 	"github.com/mvrepair/mvrepair/internal/pipeline"
 	"github.com/mvrepair/mvrepair/internal/store"
 	"github.com/mvrepair/mvrepair/mvstate"
@@ -261,4 +262,41 @@ func (r *Reports) Events(outcomes ...pipeline.Outcome) int {
 		}
 	}
 	return n
+}
+
+// Gauge returns the value of the metric family name whose labels include
+// every pair of labels (name=value, ...) on m's registry, and whether one
+// was found.
+func Gauge(t testing.TB, m *metrics.Metrics, name string, labels ...string) (float64, bool) {
+	t.Helper()
+	fams, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatalf("gather metrics: %v", err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+	next:
+		for _, s := range f.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				found := false
+				for _, l := range s.GetLabel() {
+					if l.GetName() == labels[i] && l.GetValue() == labels[i+1] {
+						found = true
+					}
+				}
+				if !found {
+					continue next
+				}
+			}
+			switch {
+			case s.GetGauge() != nil:
+				return s.GetGauge().GetValue(), true
+			case s.GetCounter() != nil:
+				return s.GetCounter().GetValue(), true
+			}
+		}
+	}
+	return 0, false
 }

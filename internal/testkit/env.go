@@ -298,6 +298,15 @@ func (e *Env) Publish(msgs ...kafkaio.Message) {
 	}
 }
 
+// Placed publishes m and returns it with the partition and offset it was
+// written to.
+func (e *Env) Placed(m kafkaio.Message) kafkaio.Message {
+	e.T.Helper()
+	ms := []kafkaio.Message{m}
+	e.Publish(ms...)
+	return ms[0]
+}
+
 // TryPublish is Publish for goroutines: it reports instead of failing.
 func (e *Env) TryPublish(msgs ...kafkaio.Message) error {
 	p := e.Producer()
