@@ -20,6 +20,7 @@ import (
 
 	"github.com/mvrepair/mvrepair/internal/config"
 	"github.com/mvrepair/mvrepair/internal/store"
+	"github.com/mvrepair/mvrepair/internal/testkit"
 )
 
 // binary is the consumer built once per test run with `go build`, for the
@@ -342,23 +343,26 @@ func TestState_readOnlyCommandsOnAMissingOrEmptyStateDirFailAndCreateNothing(t *
 	})
 }
 
-// newStore creates an empty state store in a new dir and returns the dir.
+// newStore creates an empty state store in a new state dir and returns the
+// dir.
 func newStore(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	d, err := store.LockDir(dir, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	st, err := d.Open(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Close(context.Background(), true); err != nil {
-		t.Fatal(err)
-	}
+	withStore(t, dir, func(*store.Store) {})
 	return dir
+}
+
+// withStore takes the state dir, opens its store (creating it) for fn and
+// closes both.
+func withStore(t *testing.T, stateDir string, fn func(st *store.Store)) {
+	t.Helper()
+	testkit.WithStore(t, stateDir, fn)
+}
+
+// exportOf is the `state export` document of the store of a state dir.
+func exportOf(t *testing.T, stateDir string) string {
+	t.Helper()
+	return testkit.ExportOf(t, testkit.OpenStore(t, stateDir))
 }
 
 func TestState_showOnAnExistingStoreStillWorks(t *testing.T) {

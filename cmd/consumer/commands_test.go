@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -16,21 +14,17 @@ import (
 	"github.com/mvrepair/mvrepair/internal/kafkaio"
 	"github.com/mvrepair/mvrepair/internal/pipeline"
 	"github.com/mvrepair/mvrepair/internal/service"
+	"github.com/mvrepair/mvrepair/internal/store"
+	"github.com/mvrepair/mvrepair/internal/testkit"
 	"github.com/mvrepair/mvrepair/mvstate"
 )
-
-// eventCounter counts the events of the pipeline's reports (a dry run
-// moves no metric).
-type eventCounter struct{ n atomic.Int64 }
-
-func (c *eventCounter) OnBatch(r *pipeline.Report) { c.n.Add(int64(len(r.Events))) }
 
 func TestRun_dryRunDecidesButChangesPublishesAndCommitsNothing(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(t)
 	cfg.DryRun = true
-	decided := &eventCounter{}
-	svc, err := service.Open(ctx, cfg, zerolog.Nop(), service.Options{Hooks: pipeline.Hooks{decided}})
+	reports := &testkit.Reports{}
+	svc, err := service.Open(ctx, cfg, zerolog.Nop(), service.Options{Hooks: pipeline.Hooks{reports}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,14 +46,22 @@ func TestRun_dryRunDecidesButChangesPublishesAndCommitsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "every event decided", func() error {
-		if n := decided.n.Load(); n < int64(len(msgs)) {
-			return fmt.Errorf("%v of %d events handled", n, len(msgs))
+		if n := reports.Events(); n < len(msgs) {
+			return fmt.Errorf("%d of %d events decided (%s)", n, len(msgs), reports)
 		}
 		return nil
 	})
 	stop()
+	for _, r := range reports.All() {
+		if !r.DryRun {
+			t.Fatalf("a dry run reported a batch that is not a dry run: %+v", r)
+		}
+	}
+	if reports.Events(pipeline.OutcomeApplied) == 0 {
+		t.Fatalf("the dry run decided no repair (%s): the stream must have some for this test to mean anything", reports)
+	}
 	if st := svc.Store().State(); st.Len() != 0 || st.JournalID() != 0 || len(st.Offsets()) != 0 {
-		t.Fatalf("dry run changed the store: %d MVs, journal %d", st.Len(), st.JournalID())
+		t.Fatalf("dry run changed the store: %d MVs, journal %d, offsets %v", st.Len(), st.JournalID(), st.Offsets())
 	}
 	for _, topic := range []string{cfg.Kafka.Topics.EditLog, cfg.Kafka.Topics.DLQ} {
 		if n := hwm(t, svc, topic); n != 0 {
@@ -79,48 +81,47 @@ func TestRun_dryRunDecidesButChangesPublishesAndCommitsNothing(t *testing.T) {
 
 func TestStateImport_ofAnExportGivesAByteIdenticalExport(t *testing.T) {
 	ctx := context.Background()
-	st := mvstate.NewState()
-	for _, m := range demo.Catalog() {
-		st.LoadMV(m, 42)
-	}
-	st.LoadMeta(42, 3, nil)
-	var want bytes.Buffer
-	if err := st.Export(ctx, &want); err != nil {
-		t.Fatal(err)
-	}
+	src := t.TempDir()
+	withStore(t, src, func(st *store.Store) {
+		if err := st.Load(ctx, 42, 3, nil, func(add func(*mvstate.MV, int64)) error {
+			for _, m := range demo.Catalog() {
+				add(m, 42)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	want := exportOf(t, src)
 	file := filepath.Join(t.TempDir(), "state.json")
-	if err := os.WriteFile(file, want.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(file, []byte(want), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	dst := t.TempDir()
-	run := func(args ...string) (string, error) {
-		cmd := newRoot()
-		var out bytes.Buffer
-		cmd.SetOut(&out)
-		cmd.SetErr(&out)
-		cmd.SetArgs(args)
-		err := cmd.ExecuteContext(ctx)
-		return out.String(), err
-	}
 	t.Setenv("MVREPAIR_STATE_DIR", dst)
-	if out, err := run("state", "import", "--file", file); err != nil || !strings.Contains(out, "imported 3 MVs at journal_id 42") {
+	if out, _, err := execute(t, "state", "import", "--file", file); err != nil || !strings.Contains(out, "imported 3 MVs at journal_id 42") {
 		t.Fatalf("import: %v\n%s", err, out)
 	}
-	got, err := run("state", "export")
+	got, _, err := execute(t, "state", "export")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != want.String() {
-		t.Fatalf("export after import differs:\n%s\nwant\n%s", got, want.String())
+	if got != want {
+		t.Fatalf("export after import differs:\n%s\nwant\n%s", got, want)
 	}
-	one, err := run("state", "export", "--mv", "10001:50002")
+	one, _, err := execute(t, "state", "export", "--mv", "10001:50002")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(one, `{"journal_id":42,"mvs":[`) || strings.Count(one, `"mv_id":`) != 1 || !strings.Contains(one, `"mv_id":50002`) {
 		t.Fatalf("export --mv: %s", one)
 	}
-	if _, err := run("state", "import", "--file", file); err == nil || !strings.Contains(err.Error(), "--force") {
+	if _, _, err := execute(t, "state", "import", "--file", file); err == nil || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("a second import into a non-empty store must be refused, got %v", err)
+	}
+	// The import was built beside the live store and swapped in: nothing
+	// of the build is left.
+	if _, err := os.Stat(filepath.Join(dst, "store.new")); !os.IsNotExist(err) {
+		t.Fatalf("store.new left after an import: %v", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/mvrepair/mvrepair/internal/config"
 	"github.com/mvrepair/mvrepair/internal/demo"
 	"github.com/mvrepair/mvrepair/internal/kafkaio"
+	"github.com/mvrepair/mvrepair/internal/pipeline"
 	"github.com/mvrepair/mvrepair/internal/service"
 )
 
@@ -157,9 +158,12 @@ func TestReplay_fromZeroReconsumesAndJournalsNothingNew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	st := svc.Store().State()
 	for p, off := range committed[cfg.Kafka.Topics.Input] {
-		if off > 0 || svc.Store().State().AppliedOffset(cfg.Kafka.Topics.Input, p) > 0 {
-			t.Fatalf("partition %d not rewound: group %d, store %d", p, off, svc.Store().State().AppliedOffset(cfg.Kafka.Topics.Input, p))
+		mark := st.AppliedOffset(pipeline.GroupMarkTopic(cfg.Kafka.Topics.Input), p)
+		if off > 0 || st.AppliedOffset(cfg.Kafka.Topics.Input, p) > 0 || mark > 0 {
+			t.Fatalf("partition %d not rewound: group %d, store %d, store's mark of the group's offset %d",
+				p, off, st.AppliedOffset(cfg.Kafka.Topics.Input, p), mark)
 		}
 	}
 

