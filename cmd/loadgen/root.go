@@ -75,7 +75,7 @@ writer settings come from the configuration (--config, MVREPAIR_* variables), as
 	f := cmd.Flags()
 	f.StringVar(&fl.configPath, "config", "", "config file (default: built-in defaults; every key can be set by MVREPAIR_* env vars)")
 	f.StringSliceVar(&fl.cases, "case", nil, "cases to run, comma-separated: "+strings.Join(loadgen.CaseNames(), ", ")+" (default all)")
-	f.BoolVar(&opt.Quick, "quick", false, fmt.Sprintf("a smoke run: N=%d, R=%d, D=%s unless given", loadgen.QuickEvents, loadgen.QuickRate, loadgen.QuickDuration))
+	f.BoolVar(&opt.Quick, "quick", false, fmt.Sprintf("a smoke run: N=%d, R=%d, D=%s unless given, at most %d recorded partitions per MV", loadgen.QuickEvents, loadgen.QuickRate, loadgen.QuickDuration, loadgen.QuickPartitions))
 	f.IntVar(&opt.Events, "events", 0, fmt.Sprintf("N: events pre-produced for the throughput phases (default %d)", loadgen.DefaultEvents))
 	f.IntVar(&opt.Rate, "rate", 0, fmt.Sprintf("R: events/s produced in the latency phases (default %d)", loadgen.DefaultRate))
 	f.DurationVar(&opt.Duration, "duration", 0, fmt.Sprintf("D: length of each latency phase (default %s)", loadgen.DefaultDuration))

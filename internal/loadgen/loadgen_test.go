@@ -137,6 +137,22 @@ func TestShape_overridesOnlyWhatIsSet(t *testing.T) {
 	}
 }
 
+func TestOptions_quickKeepsTheShapesButFewerPartitions(t *testing.T) {
+	o := Options{Quick: true, Events: 7}.withDefaults()
+	if o.Events != 7 || o.Rate != QuickRate || o.Duration != QuickDuration || len(o.Cases) != 4 {
+		t.Errorf("quick defaults: %+v", o)
+	}
+	for i, c := range o.Cases {
+		d := DefaultCases()[i]
+		if c.MVs != d.MVs || c.Tables != d.Tables || c.TopicPartitions != d.TopicPartitions || c.Partitions != QuickPartitions {
+			t.Errorf("quick %s = %+v, want the shape of %+v with %d partitions", c.Name, c, d, QuickPartitions)
+		}
+	}
+	if d := (Options{}).withDefaults(); d.Events != DefaultEvents || d.Cases[0].Partitions != 50 {
+		t.Errorf("defaults: %d events, %d partitions", d.Events, d.Cases[0].Partitions)
+	}
+}
+
 func TestRun_refusesAnImpossibleCase(t *testing.T) {
 	_, err := Run(t.Context(), Options{Cases: []Case{{Name: "x", MVs: 1, Tables: 1, Partitions: 0, TopicPartitions: 1}}})
 	if !errors.Is(err, ErrOptions) {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,11 +33,15 @@ const (
 )
 
 // Quick defaults: a smoke run of every case in seconds (the figures mean
-// little).
+// little). The cases keep their MVs, tables and input partitions, but each
+// MV records at most QuickPartitions partitions (seeding a catalog of 2000
+// MVs with 50 partitions each is most of a quick run, ten times that under
+// the race detector).
 const (
-	QuickEvents   = 3000
-	QuickRate     = 1000
-	QuickDuration = time.Second
+	QuickEvents     = 3000
+	QuickRate       = 1000
+	QuickDuration   = time.Second
+	QuickPartitions = 10
 )
 
 // Errors callers branch on.
@@ -57,7 +62,8 @@ var (
 type Options struct {
 	// Cases run one after the other; nil runs DefaultCases.
 	Cases []Case
-	// Quick makes the defaults of Events, Rate and Duration the Quick ones.
+	// Quick makes the defaults of Events, Rate and Duration the Quick ones,
+	// and caps the cases' recorded partitions at QuickPartitions.
 	Quick bool
 	// Events is N, the pre-produced backlog of the throughput phases.
 	Events int
@@ -110,6 +116,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Cases == nil {
 		o.Cases = DefaultCases()
+	}
+	if o.Quick {
+		o.Cases = slices.Clone(o.Cases)
+		for i := range o.Cases {
+			o.Cases[i].Partitions = min(o.Cases[i].Partitions, QuickPartitions)
+		}
 	}
 	return o
 }

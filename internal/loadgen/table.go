@@ -37,7 +37,7 @@ func (r *Report) writeHeader(w io.Writer) {
 // write prints one case in detail.
 func (c *CaseReport) write(w io.Writer) {
 	k := c.Case
-	fmt.Fprintf(w, "\n== %s: %s (%.0fs)\n", k.Name, k.Title, c.Seconds)
+	fmt.Fprintf(w, "\n== %s: %s (%.0fs, load average %s at its start)\n", k.Name, k.Title, c.Seconds, c.LoadAvgStart)
 	fmt.Fprintf(w, "  shape: %d MVs on %d tables x %d recorded partitions; input topic of %d partitions, backlog per partition %v\n",
 		k.MVs, k.Tables, k.Partitions, k.TopicPartitions, c.EventsPerInputPartition)
 	if c.Error != "" {
