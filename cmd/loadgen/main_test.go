@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -47,9 +49,13 @@ func TestQuick_runsEveryCaseAndReportsEveryFigure(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	t.Setenv("MVREPAIR_LOG_LEVEL", "warn") // config from the environment, as for the consumer
-	out, stderr, err := execute(t, ctx, "--quick", "--json", "--rate", "500")
+	file := filepath.Join(t.TempDir(), "report.json")
+	out, stderr, err := execute(t, ctx, "--quick", "--json", "--rate", "500", "--json-file", file)
 	if err != nil {
 		t.Fatalf("loadgen --quick: %v\nstderr:\n%s", err, stderr)
+	}
+	if saved, err := os.ReadFile(file); err != nil || string(saved) != out {
+		t.Errorf("--json-file holds %d bytes (%v), want the %d bytes printed", len(saved), err, len(out))
 	}
 	var rep loadgen.Report
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
@@ -161,12 +167,11 @@ func TestFailedCase_reportedThenExitStatus1(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// Nothing listens there: the case fails at its first broker call.
-	t.Setenv("MVREPAIR_KAFKA_CONNECT_TIMEOUT", "1s")
 	out, _, err := execute(t, ctx, "--case", "easy", "--brokers", "127.0.0.1:1", "-q")
 	if exitCode(err) != 1 || !strings.Contains(err.Error(), "case easy failed") {
 		t.Errorf("exit %d, %v; want exit 1, case easy failed", exitCode(err), err)
 	}
-	if !strings.Contains(out, "FAILED") || !strings.Contains(out, "Summary (every case") {
+	if !strings.Contains(out, "FAILED") || !strings.Contains(out, "Summary (every case") || !strings.Contains(out, "easy: setup:") {
 		t.Errorf("the report of the failed run lacks the failure or the summary:\n%s", out)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ type flags struct {
 	cases      []string
 	shape      loadgen.Shape
 	asJSON     bool
+	jsonFile   string
 	verbose    bool
 	quiet      bool
 }
@@ -89,6 +91,7 @@ writer settings come from the configuration (--config, MVREPAIR_* variables), as
 	f.StringSliceVar(&opt.Brokers, "brokers", nil, "run against these brokers (host:port,...) instead of an embedded one per case")
 	f.BoolVar(&opt.SkipLatency, "skip-latency", false, "measure throughput only")
 	f.BoolVar(&fl.asJSON, "json", false, "print the report as JSON")
+	f.StringVar(&fl.jsonFile, "json-file", "", "also write the report as JSON to this file")
 	f.StringVar(&opt.CPUProfile, "cpuprofile", "", "write a CPU profile of each case's repair throughput phase to this file, with -<case> before the extension")
 	f.BoolVarP(&fl.verbose, "verbose", "v", false, "show the service's logs (at log.level) on stderr")
 	f.BoolVarP(&fl.quiet, "quiet", "q", false, "no progress lines on stderr")
@@ -128,8 +131,23 @@ func run(cmd *cobra.Command, opt loadgen.Options, fl flags) error {
 		if werr := write(cmd.OutOrStdout(), rep, fl.asJSON); werr != nil && err == nil {
 			err = werr
 		}
+		if werr := writeFile(fl.jsonFile, rep); werr != nil && err == nil {
+			err = werr
+		}
 	}
 	return err
+}
+
+// writeFile writes the report as JSON to path, when one is given.
+func writeFile(path string, rep *loadgen.Report) error {
+	if path == "" {
+		return nil
+	}
+	var b bytes.Buffer
+	if err := write(&b, rep, true); err != nil {
+		return err
+	}
+	return os.WriteFile(path, b.Bytes(), 0o644)
 }
 
 // checkFlags refuses negative counts and durations (zero means the default).
