@@ -67,7 +67,7 @@ func TestQuick_runsEveryCaseAndReportsEveryFigure(t *testing.T) {
 	var names []string
 	for _, c := range rep.Cases {
 		names = append(names, c.Case.Name)
-		checkCase(t, c, rep.Settings.Events)
+		checkCase(t, c, rep.Settings.Events, rep.Settings.Rounds)
 	}
 	if got, want := strings.Join(names, ","), strings.Join(loadgen.CaseNames(), ","); got != want {
 		t.Errorf("cases %s, want %s", got, want)
@@ -80,9 +80,17 @@ func TestQuick_runsEveryCaseAndReportsEveryFigure(t *testing.T) {
 }
 
 // checkCase checks that one case's report has every figure.
-func checkCase(t *testing.T, c loadgen.CaseReport, n int) {
+func checkCase(t *testing.T, c loadgen.CaseReport, n, rounds int) {
 	t.Helper()
 	name := c.Case.Name
+	if len(c.Rounds) != rounds || rounds < 2 {
+		t.Errorf("%s: %d rounds, want %d (at least 2)", name, len(c.Rounds), rounds)
+	}
+	for i, rd := range c.Rounds {
+		if !rd.Repair.Verified || rd.Repair.Events != n || rd.PassThrough.Events != n || rd.Ratio <= 0 || rd.RepairFirst != (i%2 == 0) {
+			t.Errorf("%s: round %d: %+v", name, i+1, rd)
+		}
+	}
 	if c.Error != "" || len(c.Notes) > 0 {
 		t.Errorf("%s: error %q, notes %q", name, c.Error, c.Notes)
 	}
@@ -100,15 +108,16 @@ func checkCase(t *testing.T, c loadgen.CaseReport, n int) {
 		t.Errorf("%s: backlog per partition %v, want %d partitions, %d events", name, c.EventsPerInputPartition, c.Case.TopicPartitions, n)
 	}
 	for what, tp := range map[string]loadgen.Throughput{"repair": c.Repair, "pass-through": c.PassThrough} {
-		if tp.EventsPerSec <= 0 || tp.FromStartPerSec <= 0 || tp.Batches <= 0 || tp.AvgBatch <= 0 || tp.Records <= 0 || tp.Seconds <= 0 {
+		if tp.EventsPerSec <= 0 || tp.FromStartPerSec <= 0 || tp.Batches <= 0 || tp.AvgBatch <= 0 || tp.Records <= 0 || tp.Seconds <= 0 ||
+			tp.CPUMicrosPerEvent <= 0 || tp.Events != n*rounds || tp.MinEventsPerSec > tp.EventsPerSec || tp.MaxEventsPerSec < tp.EventsPerSec {
 			t.Errorf("%s: %s throughput incomplete: %+v", name, what, tp)
 		}
 	}
-	if c.Ratio <= 0 || c.P99Ratio <= 0 {
-		t.Errorf("%s: ratio %v, p99 ratio %v", name, c.Ratio, c.P99Ratio)
+	if c.Ratio <= 0 || c.RatioMin > c.Ratio || c.RatioMax < c.Ratio || c.P99Ratio <= 0 {
+		t.Errorf("%s: ratio %v (%v-%v), p99 ratio %v", name, c.Ratio, c.RatioMin, c.RatioMax, c.P99Ratio)
 	}
 	b := c.RepairBatches
-	if b.Batches != c.Repair.Batches || b.Events != int64(n) || b.RecordsPerBatch <= 0 || b.TookMs.Mean <= 0 ||
+	if b.Batches != c.Repair.Batches || b.Events != int64(n*rounds) || b.RecordsPerBatch <= 0 || b.TookMs.Mean <= 0 ||
 		b.TookMsPer1000Events <= 0 || b.LogBytesPerCommit <= 0 || b.RecordBytesPerCommit <= 0 || b.LogBytesRatio < 1 {
 		t.Errorf("%s: batch figures incomplete: %+v", name, b)
 	}

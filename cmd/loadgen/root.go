@@ -37,14 +37,18 @@ func newRoot() *cobra.Command {
 for each workload case, one after the other (DESIGN.md §8):
 
   1. throughput with repairs: M MVs over T tables (P recorded partitions each) are seeded
-     through the catalog topic, N partition_version_changed events that each repair every
-     MV of their table are pre-produced over every table, partition and input partition,
-     then the service runs in-process until every event is applied, journaled on the
-     edit-log topic and committed: events/s, verified against the state;
-  2. pass-through baseline: the same N records through a consumer group with the same
-     fetcher, batching and producer settings, one Publish and one offset commit per batch:
-     events/s, and the ratio repair / pass-through;
-  3. latency at R events/s for D: produce → edit-log record read, next to produce → output
+     through the catalog topic; then, in each of --rounds rounds, N partition_version_changed
+     events that each repair every MV of their table are produced over every table,
+     partition and input partition, and the service (started fresh) runs in-process until
+     every event is applied, journaled on the edit-log topic and committed: events/s,
+     verified against the state;
+  2. pass-through baseline, in the same round: the same N records through a consumer group
+     with the same fetcher, batching and producer settings and the writer's overlap of
+     collecting with publishing, one Publish and one offset commit per batch: events/s.
+     The order of the two alternates between rounds; the ratio repair / pass-through is
+     the median of the rounds' ratios;
+  3. latency at R events/s for D per pipeline, both running, the load going to one at a
+     time in alternating slices: produce → edit-log record read, next to produce → output
      record read for the baseline: p50/p90/p99/max, and the ratio of the p99s;
   4. the service's batches, from its pipeline reports: events and edit-log records per
      batch, process + local commit time (per batch and per 1000 events), local log bytes
@@ -77,8 +81,10 @@ writer settings come from the configuration (--config, MVREPAIR_* variables), as
 	f := cmd.Flags()
 	f.StringVar(&fl.configPath, "config", "", "config file (default: built-in defaults; every key can be set by MVREPAIR_* env vars)")
 	f.StringSliceVar(&fl.cases, "case", nil, "cases to run, comma-separated: "+strings.Join(loadgen.CaseNames(), ", ")+" (default all)")
-	f.BoolVar(&opt.Quick, "quick", false, fmt.Sprintf("a smoke run: N=%d, R=%d, D=%s unless given, at most %d recorded partitions per MV", loadgen.QuickEvents, loadgen.QuickRate, loadgen.QuickDuration, loadgen.QuickPartitions))
-	f.IntVar(&opt.Events, "events", 0, fmt.Sprintf("N: events pre-produced for the throughput phases (default %d)", loadgen.DefaultEvents))
+	f.BoolVar(&opt.Quick, "quick", false, fmt.Sprintf("a smoke run: N=%d, %d rounds, R=%d, D=%s unless given, at most %d recorded partitions per MV",
+		loadgen.QuickEvents, loadgen.QuickRounds, loadgen.QuickRate, loadgen.QuickDuration, loadgen.QuickPartitions))
+	f.IntVar(&opt.Events, "events", 0, fmt.Sprintf("N: events of each throughput round's backlog (default %d)", loadgen.DefaultEvents))
+	f.IntVar(&opt.Rounds, "rounds", 0, fmt.Sprintf("throughput rounds; rates are the median over them (default %d)", loadgen.DefaultRounds))
 	f.IntVar(&opt.Rate, "rate", 0, fmt.Sprintf("R: events/s produced in the latency phases (default %d)", loadgen.DefaultRate))
 	f.DurationVar(&opt.Duration, "duration", 0, fmt.Sprintf("D: length of each latency phase (default %s)", loadgen.DefaultDuration))
 	f.IntVar(&fl.shape.MVs, "mvs", 0, "M: MVs in the catalog of the selected cases (each reads one table)")
@@ -156,7 +162,7 @@ func checkFlags(opt loadgen.Options, s loadgen.Shape) error {
 		name string
 		n    int64
 	}{
-		{"events", int64(opt.Events)}, {"rate", int64(opt.Rate)}, {"duration", int64(opt.Duration)},
+		{"events", int64(opt.Events)}, {"rounds", int64(opt.Rounds)}, {"rate", int64(opt.Rate)}, {"duration", int64(opt.Duration)},
 		{"mvs", int64(s.MVs)}, {"tables", int64(s.Tables)}, {"partitions", int64(s.Partitions)},
 		{"topic-partitions", int64(s.TopicPartitions)}, {"batch", int64(opt.Batch)}, {"batch-wait", int64(opt.BatchWait)},
 		{"tail-max-wait", int64(opt.TailMaxWait)},

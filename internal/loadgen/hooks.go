@@ -219,14 +219,62 @@ func (h *recorder) lastCommitAt() time.Time {
 	return h.cum.lastCommitAt
 }
 
-// figures summarises the batches between from and to (settled first).
-func (h *recorder) figures(from, to mark) BatchFigures {
+// phase is what the service did between two marks: its batches and the
+// counters' increase.
+type phase struct {
+	batches []batchStat
+	counters
+}
+
+// between returns the phase between two marks (the sizer settled first).
+func (h *recorder) between(from, to mark) phase {
 	h.settle()
 	h.mu.Lock()
 	bs := slices.Clone(h.batches[from.batch:to.batch])
 	h.mu.Unlock()
-	f := BatchFigures{Batches: len(bs), Publishes: to.publishes - from.publishes, OffsetCommits: to.offsetCommits - from.offsetCommits,
-		Retries: to.retries - from.retries}
+	return phase{batches: bs, counters: to.counters.minus(from.counters)}
+}
+
+// minus returns the increase from o to c.
+func (c counters) minus(o counters) counters {
+	d := counters{publishes: c.publishes - o.publishes, published: c.published - o.published,
+		publishTook: c.publishTook - o.publishTook, offsetCommits: c.offsetCommits - o.offsetCommits,
+		lastCommitAt: c.lastCommitAt, retries: c.retries - o.retries}
+	if d.retries > 0 {
+		d.lastRetryError = c.lastRetryError
+		d.retriesByOp = map[string]int{}
+		for op, n := range c.retriesByOp {
+			if n > o.retriesByOp[op] {
+				d.retriesByOp[op] = n - o.retriesByOp[op]
+			}
+		}
+	}
+	return d
+}
+
+// add appends phase q to p.
+func (p *phase) add(q phase) {
+	p.batches = append(p.batches, q.batches...)
+	p.publishes += q.publishes
+	p.published += q.published
+	p.publishTook += q.publishTook
+	p.offsetCommits += q.offsetCommits
+	p.retries += q.retries
+	for op, n := range q.retriesByOp {
+		if p.retriesByOp == nil {
+			p.retriesByOp = map[string]int{}
+		}
+		p.retriesByOp[op] += n
+	}
+	if q.lastRetryError != "" {
+		p.lastRetryError = q.lastRetryError
+	}
+}
+
+// figures summarises the phase's batches.
+func (p phase) figures() BatchFigures {
+	bs := p.batches
+	f := BatchFigures{Batches: len(bs), Publishes: p.publishes, OffsetCommits: p.offsetCommits, Retries: p.retries}
 	if len(bs) == 0 {
 		return f
 	}
@@ -247,13 +295,11 @@ func (h *recorder) figures(from, to mark) BatchFigures {
 	n := float64(len(bs))
 	f.AvgEvents = float64(f.Events) / n
 	f.RecordsPerBatch = float64(f.Records) / n
-	var p Percentiles
-	p.fill(tooks)
-	f.TookMs = p
+	f.TookMs.fill(tooks)
 	if f.Events > 0 {
 		f.TookMsPer1000Events = ms(tookSum) * 1000 / float64(f.Events)
 	}
-	f.PublishMsPerBatch = ms(to.publishTook-from.publishTook) / n
+	f.PublishMsPerBatch = ms(p.publishTook) / n
 	f.LogBytesPerCommit = float64(f.LogBytes) / n
 	f.RecordBytesPerCommit = float64(f.RecordBytes) / n
 	if f.RecordBytes > 0 {
@@ -262,17 +308,15 @@ func (h *recorder) figures(from, to mark) BatchFigures {
 	return f
 }
 
-// retryNote describes the retries between two marks, or "".
-func retryNote(from, to mark) string {
-	if to.retries == from.retries {
+// retryNote describes the phase's retries, or "".
+func (p phase) retryNote() string {
+	if p.retries == 0 {
 		return ""
 	}
 	var ops []string
-	for op, n := range to.retriesByOp {
-		if d := n - from.retriesByOp[op]; d > 0 {
-			ops = append(ops, op+"×"+itoa(int64(d)))
-		}
+	for op, n := range p.retriesByOp {
+		ops = append(ops, op+"×"+itoa(int64(n)))
 	}
 	slices.Sort(ops)
-	return "the service retried (" + strings.Join(ops, ", ") + "; last error: " + to.lastRetryError + "): the figures include the retries"
+	return "the service retried (" + strings.Join(ops, ", ") + "; last error: " + p.lastRetryError + "): the figures include the retries"
 }

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"strconv"
@@ -12,11 +13,12 @@ import (
 	"github.com/mvrepair/mvrepair/internal/kafkaio"
 )
 
-// latencySpec describes one latency phase.
+// latencySpec describes one pipeline's side of the latency phase.
 type latencySpec struct {
 	name   string
-	prefix string // event id prefix of this phase's events
-	kBase  int64  // stream index of the phase's first event
+	topic  string // the input topic its events are produced to
+	prefix string // event id prefix of its events
+	kBase  int64  // stream index of its first event
 	// outTopic is tailed; ids reports the event ids a record of it names
 	// (and the record's "at", or 0).
 	outTopic string
@@ -36,6 +38,13 @@ const producers = 6
 // stragglers bounds the wait for the last events' output after producing.
 const stragglers = 30 * time.Second
 
+// latencySlices is the number of slices each pipeline's latency phase is
+// cut into; the slices of the two pipelines alternate.
+const latencySlices = 5
+
+// sliceWait bounds the wait for one slice's output before the next slice.
+const sliceWait = 5 * time.Second
+
 // probe holds what a latency phase learns about each of its n events.
 // Every slot is written by one goroutine and read after they ended.
 type probe struct {
@@ -47,6 +56,8 @@ type probe struct {
 	batchAt  []atomic.Int64 // the record's "at" (ms): when the writer's batch was decided
 	want     []int32
 	complete atomic.Int64 // events whose every expected record was read
+	// produceSecs is the time spent producing (the slices' sum).
+	produceSecs float64
 }
 
 func newProbe(sp latencySpec, n int) *probe {
@@ -58,42 +69,134 @@ func newProbe(sp latencySpec, n int) *probe {
 	return p
 }
 
-// latency produces Rate events/s for Duration, tails outTopic and returns
-// the produce → read latency percentiles.
-func (r *runner) latency(ctx context.Context, sp latencySpec) (Latency, error) {
-	rate, dur := r.opt.Rate, r.opt.Duration
-	n := int(float64(rate) * dur.Seconds())
-	lat := Latency{Rate: rate, Seconds: dur.Seconds()}
+// latencyPhase measures both pipelines at Rate events/s for Duration each.
+// Both run the whole time, each on its own input topic (the service on its
+// input, the baseline on a copy topic of its own), and the load goes to one
+// of them at a time, in alternating slices: the two see the same other work
+// on the machine. Each slice waits for its output before the next starts.
+func (r *runner) latencyPhase(ctx context.Context) error {
+	n := int(float64(r.opt.Rate) * r.opt.Duration.Seconds())
 	if n <= 0 {
-		return lat, nil
+		return nil
 	}
-	p := newProbe(sp, n)
-	stopTail, err := r.tail(ctx, sp, p)
+	s, pt, err := r.startIdlePipelines(ctx)
+	if s != nil {
+		defer func() { _ = s.stop(r.cfg.ShutdownTimeout + 5*time.Second) }()
+	}
+	if pt != nil {
+		defer pt.stop()
+	}
 	if err != nil {
-		return lat, err
+		return err
 	}
-	defer stopTail()
-	// Let the tail's readers connect before the first event.
+	sides := []*latencySide{
+		{spec: latencySpec{name: "repair", topic: r.cfg.Kafka.Topics.Input, prefix: "lr-", kBase: int64(r.opt.Rounds) * int64(r.opt.Events),
+			outTopic: r.cfg.Kafka.Topics.EditLog, ids: editLogCauses, alive: s.svc.Live,
+			expected: func(k int64) int32 { return int32(r.wl.mvsOn[r.wl.tableOf(k)]) }}},
+		{spec: latencySpec{name: "pass-through", topic: r.ptInput, prefix: "lp-", outTopic: r.outTopic, ids: eventIDOf, alive: pt.failure,
+			expected: func(int64) int32 { return 1 }}},
+	}
+	for _, sd := range sides {
+		sd.probe = newProbe(sd.spec, n)
+		stop, err := r.tail(ctx, sd.spec, sd.probe)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		sd.stopTail = stop
+	}
+	// Let the tails' readers connect before the first event.
 	if err := sleep(ctx, 300*time.Millisecond); err != nil {
-		return lat, err
+		return err
 	}
-	r.progress("%s latency: producing %d events/s for %s", sp.name, rate, dur)
-	produceSecs, err := r.producePaced(ctx, sp, p)
+	from := s.rec.mark()
+	r.progress("latency: %d events/s for %s per pipeline, in %d alternating slices each", r.opt.Rate, r.opt.Duration, latencySlices)
+	if err := r.slices(ctx, sides, n); err != nil {
+		return err
+	}
+	for _, sd := range sides {
+		if err := sd.probe.waitFor(ctx, int64(n), stragglers, sd.spec.alive); err != nil {
+			return err
+		}
+		sd.stopTail()
+	}
+	r.rep.RepairLatency, r.rep.PassThroughLatency = r.latencyOf(sides[0]), r.latencyOf(sides[1])
+	ph := s.rec.between(from, s.rec.mark())
+	r.rep.LatencyBatches = ph.figures()
+	if note := ph.retryNote(); note != "" {
+		r.rep.Notes = append(r.rep.Notes, "latency: "+note)
+	}
+	return nil
+}
+
+// latencySide is one pipeline in the latency phase.
+type latencySide struct {
+	spec     latencySpec
+	probe    *probe
+	stopTail func()
+}
+
+// startIdlePipelines starts the service and the baseline on their input
+// topics and waits until both hold their partitions.
+func (r *runner) startIdlePipelines(ctx context.Context) (*svcRun, *passThrough, error) {
+	s, err := r.openService(ctx)
 	if err != nil {
-		return lat, err
+		return nil, nil, err
 	}
-	if err := p.wait(ctx, sp.alive); err != nil {
-		return lat, err
+	s.start(ctx)
+	pt, err := r.startPassThrough(ctx, r.ptInput, r.blGroup+"-latency")
+	if err != nil {
+		return s, nil, err
 	}
-	stopTail()
-	lat = p.summary(lat, produceSecs)
+	if err := pt.waitActive(ctx); err != nil {
+		return s, pt, err
+	}
+	deadline := time.Now().Add(time.Minute)
+	for !s.svc.Active() {
+		if err := s.svc.Live(); err != nil {
+			return s, pt, err
+		}
+		if time.Now().After(deadline) {
+			return s, pt, fmt.Errorf("%w: the service did not become the writer within a minute", ErrTimeout)
+		}
+		if err := sleep(ctx, 5*time.Millisecond); err != nil {
+			return s, pt, err
+		}
+	}
+	return s, pt, nil
+}
+
+// slices produces each side's n events in latencySlices slices, the sides
+// taking turns.
+func (r *runner) slices(ctx context.Context, sides []*latencySide, n int) error {
+	for j := 0; j < latencySlices; j++ {
+		lo, hi := j*n/latencySlices, (j+1)*n/latencySlices
+		for _, sd := range sides {
+			secs, err := r.producePaced(ctx, sd.spec, sd.probe, lo, hi)
+			sd.probe.produceSecs += secs
+			if err != nil {
+				return err
+			}
+			// The slice's output before the other side's load; a slow
+			// straggler is waited for at the end.
+			if err := sd.probe.waitFor(ctx, int64(hi), sliceWait, sd.spec.alive); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// latencyOf summarises one side and notes missing events.
+func (r *runner) latencyOf(sd *latencySide) Latency {
+	lat := sd.probe.summary(Latency{Rate: r.opt.Rate, Seconds: r.opt.Duration.Seconds()})
 	if lat.Missing > 0 {
 		r.rep.Notes = append(r.rep.Notes, fmt.Sprintf("%s latency: %d of %d events never fully reached %s within %s",
-			sp.name, lat.Missing, n, sp.outTopic, stragglers))
+			sd.spec.name, lat.Missing, lat.Produced, sd.spec.outTopic, stragglers))
 	}
 	r.progress("%s latency: p50 %.1fms p90 %.1fms p99 %.1fms max %.1fms over %d events (%.0f events/s achieved)",
-		sp.name, lat.P50Ms, lat.P90Ms, lat.P99Ms, lat.MaxMs, lat.Measured, lat.AchievedRate)
-	return lat, nil
+		sd.spec.name, lat.P50Ms, lat.P90Ms, lat.P99Ms, lat.MaxMs, lat.Measured, lat.AchievedRate)
+	return lat
 }
 
 // tail reads outTopic from its current end and records, for every record,
@@ -157,37 +260,32 @@ func (p *probe) read(prefix, id []byte, at, now int64) {
 	}
 }
 
-// producePaced produces the phase's events at Rate through the publishers
-// and returns how long producing took.
-func (r *runner) producePaced(ctx context.Context, sp latencySpec, p *probe) (float64, error) {
+// producePaced produces events [lo, hi) of the side at Rate through the
+// publishers and returns how long producing took.
+func (r *runner) producePaced(ctx context.Context, sp latencySpec, p *probe, lo, hi int) (float64, error) {
 	chans := make([]chan int, producers)
 	for i := range chans {
-		chans[i] = make(chan int, p.n)
+		chans[i] = make(chan int, hi-lo)
 	}
 	var errMu sync.Mutex
 	var pubErr error
-	setErr := func(err error) {
-		errMu.Lock()
-		defer errMu.Unlock()
-		if pubErr == nil {
-			pubErr = err
-		}
-	}
 	var wg sync.WaitGroup
 	for _, ch := range chans {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if err := r.publisher(ctx, sp, p, ch); err != nil {
-				setErr(err)
+				errMu.Lock()
+				pubErr = cmp.Or(pubErr, err)
+				errMu.Unlock()
 			}
 		}()
 	}
 	start := time.Now()
 	tick := time.NewTicker(time.Millisecond)
-	for next := 0; next < p.n && ctx.Err() == nil; {
+	for next := lo; next < hi && ctx.Err() == nil; {
 		<-tick.C
-		due := min(p.n, int(time.Since(start).Seconds()*float64(r.opt.Rate)))
+		due := min(hi, lo+int(time.Since(start).Seconds()*float64(r.opt.Rate)))
 		for ; next < due; next++ {
 			chans[r.wl.tableOf(sp.kBase+int64(next))%producers] <- next
 		}
@@ -211,7 +309,6 @@ func (r *runner) producePaced(ctx context.Context, sp latencySpec, p *probe) (fl
 // queued (up to 256), and records their produce and acknowledgement times.
 // It drains ch even after an error.
 func (r *runner) publisher(ctx context.Context, sp latencySpec, p *probe, ch chan int) error {
-	input := r.cfg.Kafka.Topics.Input
 	var failed error
 	for i := range ch {
 		if failed != nil {
@@ -220,7 +317,7 @@ func (r *runner) publisher(ctx context.Context, sp latencySpec, p *probe, ch cha
 		batch := drain(ch, []int{i}, 256)
 		msgs := make([]kafkaio.Message, len(batch))
 		for x, j := range batch {
-			m, err := r.wl.message(input, sp.kBase+int64(j), sp.prefix+strconv.Itoa(j))
+			m, err := r.wl.message(sp.topic, sp.kBase+int64(j), sp.prefix+strconv.Itoa(j))
 			if err != nil {
 				failed = err
 				break
@@ -262,14 +359,15 @@ func drain(ch chan int, batch []int, limit int) []int {
 	return batch
 }
 
-// wait waits up to stragglers for every event's output.
-func (p *probe) wait(ctx context.Context, alive func() error) error {
-	deadline := time.Now().Add(stragglers)
-	for p.complete.Load() < int64(p.n) && time.Now().Before(deadline) {
+// waitFor waits up to timeout until count events are complete (it returns
+// nil when they are not: summary counts them as missing).
+func (p *probe) waitFor(ctx context.Context, count int64, timeout time.Duration, alive func() error) error {
+	deadline := time.Now().Add(timeout)
+	for p.complete.Load() < count && time.Now().Before(deadline) {
 		if err := alive(); err != nil {
 			return err
 		}
-		if err := sleep(ctx, 10*time.Millisecond); err != nil {
+		if err := sleep(ctx, 2*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -277,7 +375,7 @@ func (p *probe) wait(ctx context.Context, alive func() error) error {
 }
 
 // summary fills lat's percentiles from the probe.
-func (p *probe) summary(lat Latency, produceSecs float64) Latency {
+func (p *probe) summary(lat Latency) Latency {
 	ds := make([]time.Duration, 0, p.n)
 	var ack, toBatch []time.Duration
 	for i := 0; i < p.n; i++ {
@@ -298,8 +396,8 @@ func (p *probe) summary(lat Latency, produceSecs float64) Latency {
 	lat.Produced = p.n
 	lat.Measured = len(ds)
 	lat.Missing = p.n - len(ds)
-	if produceSecs > 0 {
-		lat.AchievedRate = float64(p.n) / produceSecs
+	if p.produceSecs > 0 {
+		lat.AchievedRate = float64(p.n) / p.produceSecs
 	}
 	var all, a, b Percentiles
 	all.fill(ds)

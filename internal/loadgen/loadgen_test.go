@@ -139,7 +139,7 @@ func TestShape_overridesOnlyWhatIsSet(t *testing.T) {
 
 func TestOptions_quickKeepsTheShapesButFewerPartitions(t *testing.T) {
 	o := Options{Quick: true, Events: 7}.withDefaults()
-	if o.Events != 7 || o.Rate != QuickRate || o.Duration != QuickDuration || len(o.Cases) != 4 {
+	if o.Events != 7 || o.Rounds != QuickRounds || o.Rate != QuickRate || o.Duration != QuickDuration || len(o.Cases) != 4 {
 		t.Errorf("quick defaults: %+v", o)
 	}
 	for i, c := range o.Cases {
@@ -148,7 +148,7 @@ func TestOptions_quickKeepsTheShapesButFewerPartitions(t *testing.T) {
 			t.Errorf("quick %s = %+v, want the shape of %+v with %d partitions", c.Name, c, d, QuickPartitions)
 		}
 	}
-	if d := (Options{}).withDefaults(); d.Events != DefaultEvents || d.Cases[0].Partitions != 50 {
+	if d := (Options{}).withDefaults(); d.Events != DefaultEvents || d.Rounds != DefaultRounds || d.Cases[0].Partitions != 50 {
 		t.Errorf("defaults: %d events, %d partitions", d.Events, d.Cases[0].Partitions)
 	}
 }
@@ -222,7 +222,8 @@ func TestRecorder_figuresFromReports(t *testing.T) {
 		h.OnOffsetCommit()
 	}
 	h.OnRetry("publish", errors.New("broker down"), 1)
-	f := h.figures(m0, h.mark())
+	ph := h.between(m0, h.mark())
+	f := ph.figures()
 	if f.Batches != 4 || f.Events != 4000 || f.Records != 8 || f.RecordsPerBatch != 2 || f.Repaired != 8 {
 		t.Errorf("counts: %+v", f)
 	}
@@ -235,11 +236,48 @@ func TestRecorder_figuresFromReports(t *testing.T) {
 	if f.OffsetCommits != 4 || f.Retries != 1 {
 		t.Errorf("commits %d retries %d", f.OffsetCommits, f.Retries)
 	}
-	if n := retryNote(m0, h.mark()); !strings.Contains(n, "publish×1") || !strings.Contains(n, "broker down") {
+	if n := ph.retryNote(); !strings.Contains(n, "publish×1") || !strings.Contains(n, "broker down") {
 		t.Errorf("retry note = %q", n)
+	}
+	// Phases add up: the batches and counters of both.
+	var all phase
+	all.add(ph)
+	all.add(ph)
+	if g := all.figures(); g.Batches != 8 || g.Events != 8000 || g.Retries != 2 || g.TookMs.Mean != 2.5 || g.LogBytesRatio != 1.5 {
+		t.Errorf("two phases added: %+v", g)
+	}
+	if n := all.retryNote(); !strings.Contains(n, "publish×2") {
+		t.Errorf("retry note of two phases = %q", n)
 	}
 	if h.eventCount() != 4000 {
 		t.Errorf("eventCount = %d, want 4000 (writer batches only)", h.eventCount())
+	}
+}
+
+func TestAggregate_mediansRatesAndSumsCounts(t *testing.T) {
+	rounds := []Round{
+		{Repair: Throughput{Events: 100, FirstBatchEvents: 10, EventsPerSec: 50, CPUSeconds: 1, Batches: 2, Verified: true}},
+		{Repair: Throughput{Events: 100, FirstBatchEvents: 10, EventsPerSec: 90, CPUSeconds: 1, Batches: 2, Verified: true}},
+		{Repair: Throughput{Events: 100, FirstBatchEvents: 10, EventsPerSec: 70, CPUSeconds: 1, Batches: 2, Verified: false, VerifyError: "bad"}},
+	}
+	got := aggregate(rounds, func(rd Round) Throughput { return rd.Repair })
+	if got.EventsPerSec != 70 || got.MinEventsPerSec != 50 || got.MaxEventsPerSec != 90 || got.Events != 300 || got.Batches != 6 ||
+		got.AvgBatch != 50 || got.CPUMicrosPerEvent != 3e6/270 || got.Verified || got.VerifyError != "bad" {
+		t.Errorf("aggregate = %+v", got)
+	}
+	if m := median([]float64{4, 1, 3, 2}); m != 2.5 {
+		t.Errorf("median of 1..4 = %v", m)
+	}
+	if m := median(nil); m != 0 {
+		t.Errorf("median of nothing = %v", m)
+	}
+}
+
+func TestFinish_ratioIsTheMedianOfTheRounds(t *testing.T) {
+	c := CaseReport{Case: DefaultCases()[3], Rounds: []Round{{Ratio: 0.9}, {Ratio: 0.5}, {Ratio: 0.7}}}
+	c.finish(Options{})
+	if c.Ratio != 0.7 || c.RatioMin != 0.5 || c.RatioMax != 0.9 {
+		t.Errorf("ratio %v (%v-%v), want 0.7 (0.5-0.9)", c.Ratio, c.RatioMin, c.RatioMax)
 	}
 }
 
@@ -253,7 +291,8 @@ func TestProfilePath_namesTheCase(t *testing.T) {
 
 func TestWriteTable_showsEveryCaseAndTheSummary(t *testing.T) {
 	ok := CaseReport{Case: DefaultCases()[0], Repair: Throughput{Events: 10, EventsPerSec: 5, Verified: true},
-		PassThrough: Throughput{Events: 10, EventsPerSec: 10}, RepairBatches: BatchFigures{Batches: 1, AvgEvents: 10}}
+		PassThrough: Throughput{Events: 10, EventsPerSec: 10}, RepairBatches: BatchFigures{Batches: 1, AvgEvents: 10},
+		Rounds: []Round{{Repair: Throughput{Events: 10, EventsPerSec: 5}, PassThrough: Throughput{Events: 10, EventsPerSec: 10}, Ratio: 0.5, RepairFirst: true}}}
 	ok.finish(Options{})
 	failed := CaseReport{Case: DefaultCases()[2], Error: "setup: embedded broker: boom"}
 	rep := &Report{Cases: []CaseReport{ok, failed}}
@@ -261,7 +300,7 @@ func TestWriteTable_showsEveryCaseAndTheSummary(t *testing.T) {
 	rep.WriteTable(&b)
 	out := b.String()
 	for _, want := range []string{"== spread", "== large", "FAILED: setup: embedded broker: boom", "Summary (every case",
-		"ratio repair / pass-through: 0.50", "missed  spread: repair / pass-through events/s"} {
+		"ratio repair / pass-through: 0.50", "round 1 (repair first): 5 / 10 = 0.50", "missed  spread: repair / pass-through events/s"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}

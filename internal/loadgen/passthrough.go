@@ -20,9 +20,11 @@ import (
 // overlap of collecting with publishing, and no repair logic (no decoding,
 // no state, no journal).
 type passThrough struct {
-	r     *runner
-	group *kafkaio.Group
-	pub   *kafkaio.Producer
+	r      *runner
+	topic  string // the input topic it consumes
+	group  *kafkaio.Group
+	pub    *kafkaio.Producer
+	active atomic.Bool // a generation holds the partitions and fetches
 
 	mu        sync.Mutex
 	next      map[int]int64 // committed next offsets of the input topic
@@ -44,10 +46,11 @@ type watch struct {
 	at     chan time.Time
 }
 
-func (r *runner) startPassThrough(ctx context.Context) (*passThrough, error) {
-	c := r.cfg
-	gc := service.GroupConfig(c, r.brokers, zerolog.Nop())
-	gc.GroupID, gc.Topics, gc.InstanceName = r.blGroup, []string{c.Kafka.Topics.Input}, "loadgen-passthrough"
+// startPassThrough starts the baseline's group on topic: it consumes from
+// the group's committed offsets (the start of the topic at first).
+func (r *runner) startPassThrough(ctx context.Context, topic, groupID string) (*passThrough, error) {
+	gc := service.GroupConfig(r.cfg, r.brokers, zerolog.Nop())
+	gc.GroupID, gc.Topics, gc.InstanceName = groupID, []string{topic}, "loadgen-passthrough"
 	group, err := kafkaio.NewGroup(gc)
 	if err != nil {
 		return nil, err
@@ -57,7 +60,7 @@ func (r *runner) startPassThrough(ctx context.Context) (*passThrough, error) {
 		_ = group.Close()
 		return nil, err
 	}
-	pt := &passThrough{r: r, group: group, pub: pub, next: map[int]int64{}, done: make(chan struct{})}
+	pt := &passThrough{r: r, topic: topic, group: group, pub: pub, next: map[int]int64{}, done: make(chan struct{})}
 	ctx, pt.cancel = context.WithCancel(ctx)
 	go pt.loop(ctx)
 	return pt, nil
@@ -129,6 +132,8 @@ func (pt *passThrough) generation(ctx context.Context, gen *kafkaio.Generation) 
 		return err
 	}
 	defer f.Close()
+	pt.active.Store(true)
+	defer pt.active.Store(false)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	jobs := make(chan []kafkaio.Message, 1)
@@ -192,7 +197,7 @@ func (pt *passThrough) forward(ctx context.Context, gen *kafkaio.Generation, bat
 		return fmt.Errorf("publish: %w", err)
 	}
 	if err := retry(ctx, func() error {
-		return gen.Commit(ctx, map[string]map[int]int64{pt.r.cfg.Kafka.Topics.Input: offsets})
+		return gen.Commit(ctx, map[string]map[int]int64{pt.topic: offsets})
 	}); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
@@ -254,60 +259,47 @@ func (pt *passThrough) stop() {
 	_ = pt.pub.Close(ctx)
 }
 
-// passThroughPhases runs the baseline over the same backlog h1 (throughput),
-// lets it catch up to h2 (the repair latency phase's events), then at a
-// fixed rate (latency).
-func (r *runner) passThroughPhases(ctx context.Context, h1, h2 map[int]int64) error {
-	r.progress("pass-through: consuming the same %d events", r.opt.Events)
+// passRound times the baseline over one backlog: from the group's
+// committed offsets until it has committed hwm (n events).
+func (r *runner) passRound(ctx context.Context, round int, hwm map[int]int64, n int64) (Throughput, error) {
 	tRun := time.Now()
-	pt, err := r.startPassThrough(ctx)
+	pt, err := r.startPassThrough(ctx, r.cfg.Kafka.Topics.Input, r.blGroup)
 	if err != nil {
-		return err
+		return Throughput{}, err
 	}
 	defer pt.stop()
-	if err := r.passThroughThroughput(ctx, pt, tRun, h1); err != nil {
-		return err
-	}
-	if r.opt.SkipLatency {
-		return nil
-	}
-	// Catch up with the events the repair latency phase appended.
-	if _, err := pt.wait(ctx, h2, 2*time.Minute); err != nil {
-		return fmt.Errorf("catching up: %w", err)
-	}
-	lat, err := r.latency(ctx, latencySpec{
-		name: "pass-through", prefix: "lp-", kBase: total(h2), outTopic: r.outTopic,
-		ids:      eventIDOf,
-		expected: func(int64) int32 { return 1 },
-		alive:    pt.failure,
-	})
+	tEnd, err := pt.wait(ctx, hwm, phaseTimeout(n))
 	if err != nil {
-		return err
-	}
-	r.rep.PassThroughLatency = lat
-	return nil
-}
-
-// passThroughThroughput times the baseline until it has committed the
-// backlog h1.
-func (r *runner) passThroughThroughput(ctx context.Context, pt *passThrough, tRun time.Time, h1 map[int]int64) error {
-	N := int64(r.opt.Events)
-	tEnd, err := pt.wait(ctx, h1, phaseTimeout(N))
-	if err != nil {
-		return err
+		return Throughput{}, err
 	}
 	cpuEnd := processCPU()
 	pt.mu.Lock()
 	tFirst, firstN, batches, cpuFirst := pt.tFirst, pt.firstN, pt.batches, pt.cpuFirst
 	pt.mu.Unlock()
-	tp := throughput(N, tRun, tFirst, tEnd, firstN, cpuEnd-cpuFirst)
-	tp.Batches, tp.OffsetCommits, tp.Records, tp.Verified = batches, batches, N, true
+	tp := throughput(n, tRun, tFirst, tEnd, firstN, cpuEnd-cpuFirst)
+	tp.Batches, tp.OffsetCommits, tp.Records, tp.Verified = batches, batches, n, true
 	if batches > 0 {
-		tp.AvgBatch = float64(N) / float64(batches)
+		tp.AvgBatch = float64(n) / float64(batches)
 	}
-	r.rep.PassThrough = tp
-	r.progress("pass-through: %.0f events/s from the first batch (%.0f from the start); %d batches of %.0f",
-		tp.EventsPerSec, tp.FromStartPerSec, tp.Batches, tp.AvgBatch)
+	r.progress("round %d: pass-through %.0f events/s from the first batch (%.0f from the start); %d batches of %.0f",
+		round, tp.EventsPerSec, tp.FromStartPerSec, tp.Batches, tp.AvgBatch)
+	return tp, nil
+}
+
+// waitActive waits until the baseline holds its partitions.
+func (pt *passThrough) waitActive(ctx context.Context) error {
+	deadline := time.Now().Add(time.Minute)
+	for !pt.active.Load() {
+		if err := pt.failure(); err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: the pass-through group got no partitions within a minute", ErrTimeout)
+		}
+		if err := sleep(ctx, 5*time.Millisecond); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

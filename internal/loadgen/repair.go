@@ -14,12 +14,12 @@ import (
 	"github.com/mvrepair/mvrepair/internal/kafkaio"
 )
 
-// repairPhases runs one service over the backlog (throughput), then at a
-// fixed rate (latency). It returns the input high watermarks at the end.
-func (r *runner) repairPhases(ctx context.Context, h1 map[int]int64) (map[int]int64, error) {
+// repairRound times a fresh service over one backlog, events [k0, k0+n)
+// ending at the input high watermarks hwm, and checks the result.
+func (r *runner) repairRound(ctx context.Context, round int, k0, n int64, hwm map[int]int64) (Throughput, phase, error) {
 	s, err := r.openService(ctx)
 	if err != nil {
-		return nil, err
+		return Throughput{}, phase{}, err
 	}
 	stopped := false
 	defer func() {
@@ -27,59 +27,33 @@ func (r *runner) repairPhases(ctx context.Context, h1 map[int]int64) (map[int]in
 			_ = s.stop(r.cfg.ShutdownTimeout)
 		}
 	}()
-	if err := r.repairThroughput(ctx, s, h1); err != nil {
-		return nil, err
-	}
-	if !r.opt.SkipLatency {
-		if err := r.repairLatency(ctx, s); err != nil {
-			return nil, err
+	stopProfile := func() {}
+	if round == 1 {
+		if stopProfile, err = r.profile(); err != nil {
+			return Throughput{}, phase{}, err
 		}
 	}
-	h2, err := r.hwm(ctx, r.cfg.Kafka.Topics.Input)
-	if err != nil {
-		return nil, err
-	}
-	stopped = true
-	if err := s.stop(r.cfg.ShutdownTimeout + 5*time.Second); err != nil {
-		return nil, err
-	}
-	return h2, nil
-}
-
-// repairThroughput starts the service on the backlog h1 and times it until
-// every event is applied, journaled and committed; then it checks the
-// result.
-func (r *runner) repairThroughput(ctx context.Context, s *svcRun, h1 map[int]int64) error {
-	stopProfile, err := r.profile()
-	if err != nil {
-		return err
-	}
-	N := int64(r.opt.Events)
-	r.progress("repair: service started on a backlog of %d events", N)
 	tRun := time.Now()
 	s.start(ctx)
-	tEnd, err := r.drained(ctx, s, r.cfg.Kafka.Topics.Input, h1, N, phaseTimeout(N))
+	tEnd, err := r.drained(ctx, s, r.cfg.Kafka.Topics.Input, hwm, n, phaseTimeout(n))
 	cpuEnd := processCPU()
 	stopProfile()
 	if err != nil {
-		return err
+		return Throughput{}, phase{}, err
 	}
-	end := s.rec.mark()
+	ph := s.rec.between(mark{}, s.rec.mark())
 	tFirst, firstN, cpuFirst := s.rec.first()
-	tp := throughput(N, tRun, tFirst, tEnd, firstN, cpuEnd-cpuFirst)
-	figs := s.rec.figures(mark{}, end)
-	tp.Batches, tp.AvgBatch, tp.OffsetCommits, tp.Records = figs.Batches, figs.AvgEvents, figs.OffsetCommits, end.published
-	tp.Verified, tp.VerifyError = r.verifyRepair(s, figs, N)
-	if !tp.Verified {
-		r.rep.Notes = append(r.rep.Notes, "repair run NOT verified: "+tp.VerifyError)
+	tp := throughput(n, tRun, tFirst, tEnd, firstN, cpuEnd-cpuFirst)
+	figs := ph.figures()
+	tp.Batches, tp.AvgBatch, tp.OffsetCommits, tp.Records = figs.Batches, figs.AvgEvents, figs.OffsetCommits, ph.published
+	tp.Verified, tp.VerifyError = r.verifyRepair(s, figs, k0, n)
+	stopped = true
+	if err := s.stop(r.cfg.ShutdownTimeout + 5*time.Second); err != nil {
+		return tp, ph, err
 	}
-	if note := retryNote(mark{}, end); note != "" {
-		r.rep.Notes = append(r.rep.Notes, "repair throughput: "+note)
-	}
-	r.rep.Repair, r.rep.RepairBatches = tp, figs
-	r.progress("repair: %.0f events/s from the first batch (%.0f from Run); %d batches of %.0f events, %.1f records each; process+commit %.2fms/batch; verified=%t",
-		tp.EventsPerSec, tp.FromStartPerSec, tp.Batches, tp.AvgBatch, figs.RecordsPerBatch, figs.TookMs.Mean, tp.Verified)
-	return nil
+	r.progress("round %d: repair %.0f events/s from the first batch (%.0f from Run); %d batches of %.0f events, %.1f records each; process+commit %.2fms/batch; verified=%t",
+		round, tp.EventsPerSec, tp.FromStartPerSec, tp.Batches, tp.AvgBatch, figs.RecordsPerBatch, figs.TookMs.Mean, tp.Verified)
+	return tp, ph, nil
 }
 
 // phaseTimeout bounds a throughput phase of n events.
@@ -99,15 +73,18 @@ func throughput(n int64, tStart, tFirst, tEnd time.Time, firstN int, cpu time.Du
 		tp.EventsPerSec = float64(n-int64(firstN)) / tp.Seconds
 		tp.CPUUtilization = tp.CPUSeconds / (tp.Seconds * float64(numCPU()))
 	}
+	if counted := n - int64(firstN); counted > 0 {
+		tp.CPUMicrosPerEvent = tp.CPUSeconds * 1e6 / float64(counted)
+	}
 	return tp
 }
 
-// verifyRepair checks the throughput phase: every event repaired every MV
-// of its table, nothing was skipped or dead-lettered, and the state holds
-// the versions the events lead to.
-func (r *runner) verifyRepair(s *svcRun, f BatchFigures, n int64) (bool, string) {
-	want := r.wl.expectedRepairs(0, n)
-	bad, sample := r.wl.verify(s.svc.Store().State().Get, n)
+// verifyRepair checks a round over events [k0, k0+n): every event repaired
+// every MV of its table, nothing was skipped or dead-lettered, and the state
+// holds the versions events [0, k0+n) lead to.
+func (r *runner) verifyRepair(s *svcRun, f BatchFigures, k0, n int64) (bool, string) {
+	want := r.wl.expectedRepairs(k0, k0+n)
+	bad, sample := r.wl.verify(s.svc.Store().State().Get, k0+n)
 	if f.Repaired == want && f.Skips == 0 && f.DLQ == 0 && f.Duplicates == 0 && f.Events == n && bad == 0 {
 		return true, ""
 	}
@@ -115,31 +92,8 @@ func (r *runner) verifyRepair(s *svcRun, f BatchFigures, n int64) (bool, string)
 		f.Events, n, f.Repaired, want, f.Skips, f.DLQ, f.Duplicates, bad, sample)
 }
 
-// repairLatency measures the running service at a fixed rate, with its
-// batches during the phase.
-func (r *runner) repairLatency(ctx context.Context, s *svcRun) error {
-	kBase := int64(r.opt.Events)
-	from := s.rec.mark()
-	lat, err := r.latency(ctx, latencySpec{
-		name: "repair", prefix: "lr-", kBase: kBase, outTopic: r.cfg.Kafka.Topics.EditLog,
-		ids:      editLogCauses,
-		expected: func(k int64) int32 { return int32(r.wl.mvsOn[r.wl.tableOf(k)]) },
-		alive:    s.svc.Live,
-	})
-	if err != nil {
-		return err
-	}
-	to := s.rec.mark()
-	r.rep.RepairLatency = lat
-	r.rep.LatencyBatches = s.rec.figures(from, to)
-	if note := retryNote(from, to); note != "" {
-		r.rep.Notes = append(r.rep.Notes, "repair latency: "+note)
-	}
-	return nil
-}
-
-// profile starts the case's CPU profile when one was asked for and returns
-// its stop.
+// profile starts the case's CPU profile (of its first repair round) when
+// one was asked for and returns its stop.
 func (r *runner) profile() (func(), error) {
 	if r.opt.CPUProfile == "" {
 		return func() {}, nil

@@ -26,7 +26,8 @@ import (
 // Defaults, sized so that the four default cases run in about three
 // minutes on a 2-core machine.
 const (
-	DefaultEvents      = 200000
+	DefaultEvents      = 100000
+	DefaultRounds      = 3
 	DefaultRate        = TargetRate
 	DefaultDuration    = 10 * time.Second
 	DefaultTailMaxWait = 100 * time.Millisecond
@@ -39,6 +40,7 @@ const (
 // the race detector).
 const (
 	QuickEvents     = 3000
+	QuickRounds     = 2
 	QuickRate       = 1000
 	QuickDuration   = time.Second
 	QuickPartitions = 10
@@ -62,11 +64,15 @@ var (
 type Options struct {
 	// Cases run one after the other; nil runs DefaultCases.
 	Cases []Case
-	// Quick makes the defaults of Events, Rate and Duration the Quick ones,
-	// and caps the cases' recorded partitions at QuickPartitions.
+	// Quick makes the defaults of Events, Rounds, Rate and Duration the
+	// Quick ones, and caps the cases' recorded partitions at QuickPartitions.
 	Quick bool
-	// Events is N, the pre-produced backlog of the throughput phases.
+	// Events is N, the backlog each throughput round produces and both
+	// pipelines consume.
 	Events int
+	// Rounds is the number of throughput rounds (the rates reported are the
+	// median over the rounds).
+	Rounds int
 	// Rate is R, events per second in the latency phases.
 	Rate int
 	// Duration is how long each latency phase produces.
@@ -98,12 +104,15 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
-	events, rate, dur := DefaultEvents, DefaultRate, DefaultDuration
+	events, rounds, rate, dur := DefaultEvents, DefaultRounds, DefaultRate, DefaultDuration
 	if o.Quick {
-		events, rate, dur = QuickEvents, QuickRate, QuickDuration
+		events, rounds, rate, dur = QuickEvents, QuickRounds, QuickRate, QuickDuration
 	}
 	if o.Events <= 0 {
 		o.Events = events
+	}
+	if o.Rounds <= 0 {
+		o.Rounds = rounds
 	}
 	if o.Rate <= 0 {
 		o.Rate = rate
@@ -120,7 +129,10 @@ func (o Options) withDefaults() Options {
 	if o.Quick {
 		o.Cases = slices.Clone(o.Cases)
 		for i := range o.Cases {
-			o.Cases[i].Partitions = min(o.Cases[i].Partitions, QuickPartitions)
+			if c := &o.Cases[i]; c.Partitions > QuickPartitions {
+				c.Partitions = QuickPartitions
+				c.Title += fmt.Sprintf(" (--quick: %d partitions)", QuickPartitions)
+			}
 		}
 	}
 	return o
@@ -129,6 +141,9 @@ func (o Options) withDefaults() Options {
 func (o Options) validate() error {
 	if len(o.Cases) == 0 {
 		return fmt.Errorf("%w: no case to run", ErrOptions)
+	}
+	if int64(o.Events)*int64(o.Rounds) > 1<<40 {
+		return fmt.Errorf("%w: %d rounds of %d events is too many", ErrOptions, o.Rounds, o.Events)
 	}
 	for _, c := range o.Cases {
 		if err := c.validate(); err != nil {
@@ -191,7 +206,8 @@ type runner struct {
 	admin    *kafkaio.Admin
 	producer *kafkaio.Producer
 	wl       *workload
-	outTopic string
+	outTopic string // the baseline's output
+	ptInput  string // the baseline's input in the latency phase
 	blGroup  string
 	rep      *CaseReport
 }
@@ -209,16 +225,13 @@ func runCase(ctx context.Context, opt Options, c Case) (*CaseReport, error) {
 	if err := r.seedCatalog(ctx); err != nil {
 		return r.rep, fmt.Errorf("seed catalog: %w", err)
 	}
-	h1, err := r.preProduce(ctx)
-	if err != nil {
-		return r.rep, fmt.Errorf("pre-produce: %w", err)
+	if err := r.throughputRounds(ctx); err != nil {
+		return r.rep, fmt.Errorf("throughput: %w", err)
 	}
-	h2, err := r.repairPhases(ctx, h1)
-	if err != nil {
-		return r.rep, fmt.Errorf("repair pipeline: %w", err)
-	}
-	if err := r.passThroughPhases(ctx, h1, h2); err != nil {
-		return r.rep, fmt.Errorf("pass-through pipeline: %w", err)
+	if !r.opt.SkipLatency {
+		if err := r.latencyPhase(ctx); err != nil {
+			return r.rep, fmt.Errorf("latency: %w", err)
+		}
 	}
 	r.rep.finish(opt)
 	r.rep.Seconds = time.Since(start).Seconds()
@@ -299,7 +312,7 @@ func (r *runner) configure() error {
 	prefix := "loadgen-" + id + "-" + r.c.Name + "-"
 	t := &cfg.Kafka.Topics
 	t.Input, t.Catalog, t.EditLog, t.DLQ, t.Snapshots = prefix+"input", prefix+"catalog", prefix+"edit-log", prefix+"dlq", prefix+"snapshots"
-	r.outTopic = prefix + "passthrough-out"
+	r.outTopic, r.ptInput = prefix+"passthrough-out", prefix+"passthrough-in"
 	cfg.Kafka.GroupID = "mvrepair-loadgen-" + r.c.Name + "-" + id
 	r.blGroup = "mvrepair-loadgen-passthrough-" + r.c.Name + "-" + id
 	cfg.Kafka.InstanceName = "loadgen"
@@ -326,8 +339,10 @@ func (r *runner) createTopics(ctx context.Context) (err error) {
 	if r.admin, err = kafkaio.NewAdmin(service.AdminConfig(r.cfg, r.brokers)); err != nil {
 		return err
 	}
-	specs := append(service.TopicSpecs(r.cfg), kafkaio.TopicSpec{Name: r.outTopic, Partitions: r.c.TopicPartitions,
-		ReplicationFactor: r.cfg.Kafka.ReplicationFactor})
+	specs := service.TopicSpecs(r.cfg)
+	for _, t := range []string{r.outTopic, r.ptInput} {
+		specs = append(specs, kafkaio.TopicSpec{Name: t, Partitions: r.c.TopicPartitions, ReplicationFactor: r.cfg.Kafka.ReplicationFactor})
+	}
 	return r.admin.EnsureTopics(ctx, specs)
 }
 
@@ -361,46 +376,6 @@ func (r *runner) close() {
 	if r.dir != "" {
 		_ = os.RemoveAll(r.dir)
 	}
-}
-
-// preProduce publishes the N events of the throughput phases and returns the
-// input topic's high watermarks after them.
-func (r *runner) preProduce(ctx context.Context) (map[int]int64, error) {
-	start := time.Now()
-	topic := r.cfg.Kafka.Topics.Input
-	const chunk = 1000
-	msgs := make([]kafkaio.Message, 0, chunk)
-	for k := 0; k < r.opt.Events; k++ {
-		m, err := r.wl.message(topic, int64(k), "load-"+itoa(int64(k)))
-		if err != nil {
-			return nil, err
-		}
-		msgs = append(msgs, m)
-		if len(msgs) == chunk || k == r.opt.Events-1 {
-			if err := r.producer.Publish(ctx, msgs...); err != nil {
-				return nil, err
-			}
-			msgs = msgs[:0]
-		}
-	}
-	hwm, err := r.hwm(ctx, topic)
-	if err != nil {
-		return nil, err
-	}
-	r.rep.EventsPerInputPartition = make([]int64, r.c.TopicPartitions)
-	var total int64
-	for p, o := range hwm {
-		total += o
-		if p < len(r.rep.EventsPerInputPartition) {
-			r.rep.EventsPerInputPartition[p] = o
-		}
-	}
-	if total != int64(r.opt.Events) {
-		return nil, fmt.Errorf("input topic holds %d records after producing %d (not a fresh topic?)", total, r.opt.Events)
-	}
-	r.progress("pre-produced %d events in %s (%.0f events/s), per input partition %v", r.opt.Events, since(start),
-		float64(r.opt.Events)/time.Since(start).Seconds(), r.rep.EventsPerInputPartition)
-	return hwm, nil
 }
 
 // hwm returns the high watermark of every partition of topic.

@@ -29,7 +29,7 @@ func (r *Report) writeHeader(w io.Writer) {
 	if s.Quick {
 		quick = " (--quick: a smoke run, the figures mean little)"
 	}
-	fmt.Fprintf(w, "  load:     N=%d events per backlog, latency at %d events/s for %gs%s\n", s.Events, s.Rate, s.DurationSeconds, quick)
+	fmt.Fprintf(w, "  load:     %d rounds of N=%d events, latency at %d events/s for %gs per pipeline%s\n", s.Rounds, s.Events, s.Rate, s.DurationSeconds, quick)
 	fmt.Fprintf(w, "  settings: batch.max_events=%d batch.max_wait=%s writer.batch_timeout=%s writer.batch_size=%d reader.max_wait=%s log.level=%s\n",
 		s.BatchMaxEvents, s.BatchMaxWait, s.WriterBatchTimeout, s.WriterBatchSize, s.ReaderMaxWait, s.ServiceLogLevel)
 }
@@ -44,7 +44,7 @@ func (c *CaseReport) write(w io.Writer) {
 		fmt.Fprintf(w, "  FAILED: %s\n", c.Error)
 	}
 	c.writeThroughput(w)
-	c.writeBatches(w, "throughput phase", c.RepairBatches)
+	c.writeBatches(w, "throughput rounds", c.RepairBatches)
 	c.writeLatency(w)
 	if len(c.Targets) > 0 {
 		fmt.Fprintf(w, "  Targets\n")
@@ -61,21 +61,33 @@ func (c *CaseReport) write(w io.Writer) {
 }
 
 func (c *CaseReport) writeThroughput(w io.Writer) {
-	if c.Repair.Events == 0 {
+	if len(c.Rounds) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "  Throughput over a backlog of %-9d %10s %9s %12s %8s %9s %9s\n", c.Repair.Events, "events/s", "window", "from start", "batches", "avg batch", "CPU used")
+	fmt.Fprintf(w, "  Throughput: %d rounds of %d events, each consumed by both pipelines (the order alternates)\n", len(c.Rounds), c.Rounds[0].Repair.Events)
+	fmt.Fprintf(w, "    %-40s %10s %17s %12s %8s %9s %9s\n", "", "events/s", "(range)", "CPU µs/event", "batches", "avg batch", "CPU used")
 	row := func(name string, t Throughput) {
-		fmt.Fprintf(w, "    %-36s %10.0f %8.2fs %12.0f %8d %9.0f %8.0f%%\n", name, t.EventsPerSec, t.Seconds, t.FromStartPerSec, t.Batches, t.AvgBatch, 100*t.CPUUtilization)
+		fmt.Fprintf(w, "    %-40s %10.0f %17s %12.1f %8d %9.0f %8.0f%%\n", name, t.EventsPerSec,
+			fmt.Sprintf("(%.0f-%.0f)", t.MinEventsPerSec, t.MaxEventsPerSec), t.CPUMicrosPerEvent, t.Batches, t.AvgBatch, 100*t.CPUUtilization)
 	}
 	row("repair (consume→repair→journal→commit)", c.Repair)
-	if c.PassThrough.Events > 0 {
-		row("pass-through (consume→produce→commit)", c.PassThrough)
-		fmt.Fprintf(w, "    ratio repair / pass-through: %.2f\n", c.Ratio)
+	row("pass-through (consume→produce→commit)", c.PassThrough)
+	var rs []string
+	for i, rd := range c.Rounds {
+		first := "pass-through first"
+		if rd.RepairFirst {
+			first = "repair first"
+		}
+		rs = append(rs, fmt.Sprintf("round %d (%s): %.0f / %.0f = %.2f", i+1, first, rd.Repair.EventsPerSec, rd.PassThrough.EventsPerSec, rd.Ratio))
 	}
-	fmt.Fprintf(w, "    events/s from the first batch to the last offset commit; \"from start\" includes the group join (first batch after %.0f / %.0f ms)\n",
-		1000*c.Repair.FirstBatchSeconds, 1000*c.PassThrough.FirstBatchSeconds)
-	fmt.Fprintf(w, "    repair: %d edit-log records published, verified=%t\n", c.Repair.Records, c.Repair.Verified)
+	fmt.Fprintf(w, "    ratio repair / pass-through: %.2f, the median of the rounds' ratios\n", c.Ratio)
+	for _, r := range rs {
+		fmt.Fprintf(w, "      %s\n", r)
+	}
+	fmt.Fprintf(w, "    events/s from the first batch to the last offset commit, per round (median shown); from the start of Run, group join included: %.0f / %.0f\n",
+		c.Repair.FromStartPerSec, c.PassThrough.FromStartPerSec)
+	fmt.Fprintf(w, "    CPU: this process's (pipeline, broker, load generator) per event counted; repair: %d edit-log records published, verified=%t\n",
+		c.Repair.Records, c.Repair.Verified)
 }
 
 // writeBatches prints the service's batches of a phase.
@@ -98,10 +110,10 @@ func (c *CaseReport) writeLatency(w io.Writer) {
 	if r.Produced == 0 && p.Produced == 0 {
 		return
 	}
-	fmt.Fprintf(w, "  Latency at %d events/s for %s, ms      %7s %7s %7s %7s %7s %8s\n", r.Rate,
-		time.Duration(r.Seconds*float64(time.Second)), "p50", "p90", "p99", "max", "mean", "events")
+	fmt.Fprintf(w, "  Latency at %d events/s for %s each, in %d alternating slices, ms %7s %7s %7s %7s %7s %8s\n", r.Rate,
+		time.Duration(r.Seconds*float64(time.Second)), latencySlices, "p50", "p90", "p99", "max", "mean", "events")
 	row := func(name string, l Latency) {
-		fmt.Fprintf(w, "    %-42s %7.1f %7.1f %7.1f %7.1f %7.1f %8d\n", name, l.P50Ms, l.P90Ms, l.P99Ms, l.MaxMs, l.MeanMs, l.Measured)
+		fmt.Fprintf(w, "    %-63s %7.1f %7.1f %7.1f %7.1f %7.1f %8d\n", name, l.P50Ms, l.P90Ms, l.P99Ms, l.MaxMs, l.MeanMs, l.Measured)
 	}
 	row("repair (produce → edit-log record read)", r)
 	row("pass-through (produce → output read)", p)
@@ -122,17 +134,18 @@ func verdict(pass bool) string {
 func (r *Report) WriteSummary(w io.Writer) {
 	fmt.Fprintf(w, "\nSummary (every case; ratios against the pass-through baseline of the same case)\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "case\tMVs/tables/parts/input parts\trepair ev/s\tpass ev/s\tratio\trepair p50/p90/p99 ms\tpass p50/p90/p99 ms\tp99 ratio\trecords/batch\tprocess+commit ms/1000 ev\tlog/record bytes\ttargets met\t")
+	fmt.Fprintln(tw, "case\tMVs/tables/parts/input parts\trepair ev/s\tpass ev/s\tratio (range)\tCPU µs/ev repair/pass\trepair p50/p90/p99 ms\tpass p50/p90/p99 ms\tp99 ratio\trecords/batch\tprocess+commit ms/1000 ev\tlog/record bytes\ttargets met\t")
 	for _, c := range r.Cases {
 		k := c.Case
 		shape := fmt.Sprintf("%d/%d/%d/%d", k.MVs, k.Tables, k.Partitions, k.TopicPartitions)
 		if c.Error != "" {
-			fmt.Fprintf(tw, "%s\t%s\tFAILED\t-\t-\t-\t-\t-\t-\t-\t-\t-\t\n", k.Name, shape)
+			fmt.Fprintf(tw, "%s\t%s\tFAILED\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t\n", k.Name, shape)
 			continue
 		}
 		b := c.RepairBatches
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.2f\t%s\t%s\t%.2f\t%.1f\t%.2f\t%.2f\t%d of %d\t\n",
-			k.Name, shape, c.Repair.EventsPerSec, c.PassThrough.EventsPerSec, c.Ratio,
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.2f (%.2f-%.2f)\t%.1f/%.1f\t%s\t%s\t%.2f\t%.1f\t%.2f\t%.2f\t%d of %d\t\n",
+			k.Name, shape, c.Repair.EventsPerSec, c.PassThrough.EventsPerSec, c.Ratio, c.RatioMin, c.RatioMax,
+			c.Repair.CPUMicrosPerEvent, c.PassThrough.CPUMicrosPerEvent,
 			pcts(c.RepairLatency), pcts(c.PassThroughLatency), c.P99Ratio,
 			b.RecordsPerBatch, b.TookMsPer1000Events, b.LogBytesRatio, c.passed(), len(c.Targets))
 	}
