@@ -172,6 +172,8 @@ func (pt *passThrough) collect(ctx context.Context, f *kafkaio.Fetcher, jobs cha
 			}
 			continue
 		}
+		// A fetch error behind the batch's records: the batch goes on (as
+		// the writer's does), and the fetcher retries that partition.
 		pt.mu.Lock()
 		if pt.tFirst.IsZero() {
 			pt.tFirst, pt.firstN, pt.cpuFirst = time.Now(), len(batch), processCPU()
