@@ -9,7 +9,6 @@
 //	consumer checkpoint write a checkpoint now, through the running active instance
 //	consumer dlq        list dead letters | re-drive them to their source topics
 //	consumer healthcheck  exit 0 if /readyz answers 200 (container health checks)
-//	consumer load       throughput and latency benchmark next to a pass-through baseline
 //	consumer version    module version, VCS revision and time, Go version (also --version)
 //
 // Every command reads config.yaml (or --config) and MVREPAIR_* env vars; an
@@ -74,7 +73,7 @@ func newRoot() *cobra.Command {
 		Args:          subcommandArgs,
 		RunE:          func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	// Declared here, without cobra's -v shorthand (demo and load use -v for
+	// Declared here, without cobra's -v shorthand (demo uses -v for
 	// --verbose).
 	root.Flags().Bool("version", false, "print the version (module version, VCS revision and time, Go version) and exit")
 	root.SetVersionTemplate("{{.Version}}")
@@ -82,7 +81,7 @@ func newRoot() *cobra.Command {
 		return usageErrorf("%s%w (see %s --help)", prefix(cmd), err, cmd.CommandPath())
 	})
 	root.PersistentFlags().StringVar(&g.configPath, "config", "", "config file (default: built-in defaults; every key can be set by MVREPAIR_* env vars)")
-	root.AddCommand(newRunCmd(g), newDemoCmd(g), newProduceCmd(g), newStateCmd(g), newReplayCmd(g), newRebuildCmd(g), newCheckpointCmd(g), newDLQCmd(g), newHealthcheckCmd(), newLoadCmd(g), newVersionCmd())
+	root.AddCommand(newRunCmd(g), newDemoCmd(g), newProduceCmd(g), newStateCmd(g), newReplayCmd(g), newRebuildCmd(g), newCheckpointCmd(g), newDLQCmd(g), newHealthcheckCmd(), newVersionCmd())
 	return root
 }
 

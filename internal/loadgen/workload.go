@@ -1,8 +1,8 @@
-package loadtest
+package loadgen
 
 import (
+	"encoding/binary"
 	"fmt"
-	"hash/fnv"
 	"strconv"
 
 	"github.com/mvrepair/mvrepair/events"
@@ -45,32 +45,23 @@ func newWorkload(tables, mvs, parts, topicPartitions int) *workload {
 }
 
 // spreadTableIDs picks n table ids from 20001 upwards whose record keys
-// "<db_id>:<table_id>" hash (kafka-go's Hash balancer: FNV-1a, Sarama
-// compatible) to partitions round-robin, so that every input partition gets
-// the same share of the events.
+// "<db_id>:<table_id>" land on the input partitions round-robin (the
+// producer partitions keys like the Java client: murmur2), so that every
+// input partition gets the same share of the tables and of the events.
 func spreadTableIDs(dbID int64, n, partitions int) []int64 {
+	partitions = max(partitions, 1)
 	out := make([]int64, 0, n)
-	want := 0
-	used := map[int64]bool{}
-	for len(out) < n {
-		found := false
-		for id := int64(20001); id < 20001+int64(200*n*max(partitions, 1)); id++ {
-			if used[id] {
-				continue
-			}
-			if keyPartition(tableKey(dbID, id), partitions) == want {
-				out, used[id], found = append(out, id), true, true
-				break
-			}
+	next := int64(20001)
+	// Ids not taken yet, per partition, in ascending order.
+	spare := make([][]int64, partitions)
+	for want := 0; len(out) < n; want = (want + 1) % partitions {
+		for len(spare[want]) == 0 {
+			p := keyPartition(tableKey(dbID, next), partitions)
+			spare[p] = append(spare[p], next)
+			next++
 		}
-		if !found { // cannot happen with a sane partition count; fall back to any id
-			id := int64(20001)
-			for used[id] {
-				id++
-			}
-			out, used[id] = append(out, id), true
-		}
-		want = (want + 1) % max(partitions, 1)
+		out = append(out, spare[want][0])
+		spare[want] = spare[want][1:]
 	}
 	return out
 }
@@ -79,18 +70,49 @@ func tableKey(dbID, tableID int64) string {
 	return strconv.FormatInt(dbID, 10) + ":" + strconv.FormatInt(tableID, 10)
 }
 
-// keyPartition is kafka-go's Hash balancer.
-func keyPartition(key string, partitions int) int {
-	if partitions <= 1 {
+// keyPartition is the partition the producer (kafkaio.Producer, like the
+// Java client's default partitioner) gives key among n partitions:
+// murmur2 of the key, the sign bit cleared, modulo n.
+func keyPartition(key string, n int) int {
+	if n <= 1 {
 		return 0
 	}
-	h := fnv.New32a()
-	h.Write([]byte(key))
-	p := int32(h.Sum32()) % int32(partitions)
-	if p < 0 {
-		p = -p
+	return int(murmur2([]byte(key))&0x7fffffff) % n
+}
+
+// murmur2 is Kafka's Utils.murmur2 (seed 0x9747b28c).
+func murmur2(data []byte) uint32 {
+	const (
+		seed = 0x9747b28c
+		m    = 0x5bd1e995
+		r    = 24
+	)
+	n := len(data)
+	h := uint32(seed) ^ uint32(n)
+	for i := 0; i+4 <= n; i += 4 {
+		k := binary.LittleEndian.Uint32(data[i:])
+		k *= m
+		k ^= k >> r
+		k *= m
+		h *= m
+		h ^= k
 	}
-	return int(p)
+	tail := data[n&^3:]
+	switch len(tail) {
+	case 3:
+		h ^= uint32(tail[2]) << 16
+		fallthrough
+	case 2:
+		h ^= uint32(tail[1]) << 8
+		fallthrough
+	case 1:
+		h ^= uint32(tail[0])
+		h *= m
+	}
+	h ^= h >> 13
+	h *= m
+	h ^= h >> 15
+	return h
 }
 
 func partName(p int) string { return fmt.Sprintf("p%05d", p) }

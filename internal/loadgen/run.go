@@ -1,0 +1,426 @@
+package loadgen
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mvrepair/mvrepair/internal/config"
+	"github.com/mvrepair/mvrepair/internal/embedded"
+	"github.com/mvrepair/mvrepair/internal/kafkaio"
+	"github.com/mvrepair/mvrepair/internal/logging"
+	"github.com/mvrepair/mvrepair/internal/service"
+)
+
+// Defaults, sized so that the four default cases run in about three
+// minutes on a 2-core machine.
+const (
+	DefaultEvents      = 100000
+	DefaultRounds      = 3
+	DefaultRate        = TargetRate
+	DefaultDuration    = 10 * time.Second
+	DefaultTailMaxWait = 100 * time.Millisecond
+)
+
+// Quick defaults: a smoke run of every case in seconds (the figures mean
+// little). The cases keep their MVs, tables and input partitions, but each
+// MV records at most QuickPartitions partitions (seeding a catalog of 2000
+// MVs with 50 partitions each is most of a quick run, ten times that under
+// the race detector).
+const (
+	QuickEvents     = 3000
+	QuickRounds     = 2
+	QuickRate       = 1000
+	QuickDuration   = time.Second
+	QuickPartitions = 10
+)
+
+// Errors callers branch on.
+var (
+	// ErrOptions: the options cannot run (a usage error).
+	ErrOptions = errors.New("loadgen: invalid options")
+	// ErrUnknownCase: a case name that is not one of CaseNames (a usage
+	// error).
+	ErrUnknownCase = errors.New("loadgen: unknown case")
+	// ErrTimeout: a pipeline did not finish a phase in time.
+	ErrTimeout = errors.New("loadgen: timed out")
+)
+
+// Options configures a run. Zero values take the defaults (the Quick ones
+// when Quick is set); Config's client, batch and writer settings are used
+// as they are (with Batch and BatchWait overriding batch.max_events and
+// batch.max_wait when set).
+type Options struct {
+	// Cases run one after the other; nil runs DefaultCases.
+	Cases []Case
+	// Quick makes the defaults of Events, Rounds, Rate and Duration the
+	// Quick ones, and caps the cases' recorded partitions at QuickPartitions.
+	Quick bool
+	// Events is N, the backlog each throughput round produces and both
+	// pipelines consume.
+	Events int
+	// Rounds is the number of throughput rounds (the rates reported are the
+	// median over the rounds).
+	Rounds int
+	// Rate is R, events per second in the latency phases.
+	Rate int
+	// Duration is how long each latency phase produces.
+	Duration time.Duration
+	// Batch overrides batch.max_events (and the baseline's batch size).
+	Batch int
+	// BatchWait overrides batch.max_wait.
+	BatchWait time.Duration
+	// Brokers are real brokers to run against; empty starts an embedded
+	// one per case.
+	Brokers []string
+	// Config is the base configuration (config.Default() when nil). A case
+	// replaces the state dir, brokers, topic names, group id and
+	// kafka.partitions.
+	Config *config.Config
+	// ServiceLog receives the service's logs at Config.Log.Level; nil
+	// discards them (they are still formatted, as in production).
+	ServiceLog io.Writer
+	// Progress receives one line per step; nil discards them.
+	Progress io.Writer
+	// CPUProfile, when set, is a path: each case writes a CPU profile of its
+	// repair throughput phase (pipeline and, when embedded, the broker) to
+	// the path with "-<case>" inserted before the extension.
+	CPUProfile string
+	// TailMaxWait is the fetch MaxWait of the latency tails.
+	TailMaxWait time.Duration
+	// SkipLatency skips the latency phases.
+	SkipLatency bool
+}
+
+func (o Options) withDefaults() Options {
+	events, rounds, rate, dur := DefaultEvents, DefaultRounds, DefaultRate, DefaultDuration
+	if o.Quick {
+		events, rounds, rate, dur = QuickEvents, QuickRounds, QuickRate, QuickDuration
+	}
+	if o.Events <= 0 {
+		o.Events = events
+	}
+	if o.Rounds <= 0 {
+		o.Rounds = rounds
+	}
+	if o.Rate <= 0 {
+		o.Rate = rate
+	}
+	if o.Duration <= 0 {
+		o.Duration = dur
+	}
+	if o.TailMaxWait <= 0 {
+		o.TailMaxWait = DefaultTailMaxWait
+	}
+	if o.Cases == nil {
+		o.Cases = DefaultCases()
+	}
+	if o.Quick {
+		o.Cases = slices.Clone(o.Cases)
+		for i := range o.Cases {
+			if c := &o.Cases[i]; c.Partitions > QuickPartitions {
+				c.Partitions = QuickPartitions
+				c.Title += fmt.Sprintf(" (--quick: %d partitions)", QuickPartitions)
+			}
+		}
+	}
+	return o
+}
+
+func (o Options) validate() error {
+	if len(o.Cases) == 0 {
+		return fmt.Errorf("%w: no case to run", ErrOptions)
+	}
+	if int64(o.Events)*int64(o.Rounds) > 1<<40 {
+		return fmt.Errorf("%w: %d rounds of %d events is too many", ErrOptions, o.Rounds, o.Events)
+	}
+	for _, c := range o.Cases {
+		if err := c.validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Run measures every case of opt, one after the other, and returns the
+// report. A case that fails is reported (CaseReport.Error) and the next one
+// runs; the error returned then names the failed cases, next to the report
+// of everything measured. A canceled ctx stops the run.
+func Run(ctx context.Context, opt Options) (*Report, error) {
+	opt = opt.withDefaults()
+	if err := opt.validate(); err != nil {
+		return nil, err
+	}
+	base := config.Default()
+	if opt.Config != nil {
+		base = *opt.Config
+	}
+	rep := &Report{Machine: machine(), Settings: settingsOf(opt, &base)}
+	var failed []string
+	for i, c := range opt.Cases {
+		progressf(opt.Progress, "case %d/%d: %s (%s)", i+1, len(opt.Cases), c.Name, c.Title)
+		cr, err := runCase(ctx, opt, c)
+		if err != nil {
+			cr.Error = err.Error()
+			failed = append(failed, c.Name)
+			progressf(opt.Progress, "%s: FAILED: %v", c.Name, err)
+		}
+		rep.Cases = append(rep.Cases, *cr)
+		if ctx.Err() != nil {
+			return rep, ctx.Err()
+		}
+	}
+	rep.Machine.LoadAvgEnd = loadAvg()
+	if len(failed) > 0 {
+		return rep, fmt.Errorf("loadgen: case %s failed", strings.Join(failed, ", "))
+	}
+	return rep, nil
+}
+
+func progressf(w io.Writer, format string, args ...any) {
+	if w != nil {
+		fmt.Fprintf(w, "loadgen: "+format+"\n", args...)
+	}
+}
+
+// runner holds one case's parts.
+type runner struct {
+	opt      Options
+	c        Case
+	cfg      *config.Config
+	log      zerolog.Logger
+	dir      string
+	broker   *embedded.Broker
+	brokers  []string
+	admin    *kafkaio.Admin
+	producer *kafkaio.Producer
+	wl       *workload
+	outTopic string // the baseline's output
+	ptInput  string // the baseline's input in the latency phase
+	blGroup  string
+	rep      *CaseReport
+}
+
+// runCase measures one case. The report is never nil: it holds what was
+// measured before an error.
+func runCase(ctx context.Context, opt Options, c Case) (*CaseReport, error) {
+	start := time.Now()
+	r := &runner{opt: opt, c: c, rep: &CaseReport{Case: c, LoadAvgStart: loadAvg()}}
+	defer func() { r.rep.Seconds = time.Since(start).Seconds() }()
+	defer r.close()
+	if err := r.setup(ctx); err != nil {
+		return r.rep, fmt.Errorf("setup: %w", err)
+	}
+	if err := r.seedCatalog(ctx); err != nil {
+		return r.rep, fmt.Errorf("seed catalog: %w", err)
+	}
+	if err := r.throughputRounds(ctx); err != nil {
+		return r.rep, fmt.Errorf("throughput: %w", err)
+	}
+	if !r.opt.SkipLatency {
+		if err := r.latencyPhase(ctx); err != nil {
+			return r.rep, fmt.Errorf("latency: %w", err)
+		}
+	}
+	r.rep.finish(opt)
+	r.rep.Seconds = time.Since(start).Seconds()
+	r.progress("%s", r.rep.oneLine())
+	return r.rep, nil
+}
+
+func (r *runner) progress(format string, args ...any) {
+	progressf(r.opt.Progress, r.c.Name+": "+format, args...)
+}
+
+func runID() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b)
+}
+
+// setup starts the broker (when embedded), builds the case's
+// configuration, creates the topics and the producer.
+func (r *runner) setup(ctx context.Context) (err error) {
+	if r.dir, err = os.MkdirTemp("", "mvrepair-loadgen-"); err != nil {
+		return err
+	}
+	if err := r.startBroker(ctx); err != nil {
+		return err
+	}
+	if err := r.configure(); err != nil {
+		return err
+	}
+	w := r.opt.ServiceLog
+	if w == nil {
+		w = io.Discard
+	}
+	if r.log, err = logging.New(w, r.cfg.Log.Level, r.cfg.Log.Format); err != nil {
+		return err
+	}
+	if err := r.createTopics(ctx); err != nil {
+		return err
+	}
+	if r.producer, err = r.newProducer(); err != nil {
+		return err
+	}
+	r.wl = newWorkload(r.c.Tables, r.c.MVs, r.c.Partitions, r.c.TopicPartitions)
+	return nil
+}
+
+// startBroker starts an embedded broker unless real brokers were given.
+func (r *runner) startBroker(ctx context.Context) error {
+	if len(r.opt.Brokers) > 0 {
+		r.brokers = r.opt.Brokers
+		return nil
+	}
+	b, err := embedded.Start(ctx, embedded.Config{Addr: "127.0.0.1:0", DataDir: filepath.Join(r.dir, "kafka")})
+	if err != nil {
+		return fmt.Errorf("embedded broker: %w", err)
+	}
+	r.broker, r.brokers = b, []string{b.Addr()}
+	return nil
+}
+
+// configure derives the case's configuration from the base one: its own
+// state dir, brokers, topics and groups, the case's input partitions.
+func (r *runner) configure() error {
+	cfg := config.Default()
+	if r.opt.Config != nil {
+		cfg = *r.opt.Config
+	}
+	if r.broker != nil {
+		// The embedded broker is plaintext on loopback.
+		def := config.Default()
+		cfg.Kafka.TLS, cfg.Kafka.SASL = def.Kafka.TLS, def.Kafka.SASL
+	}
+	id := runID()
+	cfg.State.Dir = filepath.Join(r.dir, "state")
+	cfg.Kafka.Brokers = strings.Join(r.brokers, ",")
+	cfg.Kafka.CreateTopics = true
+	cfg.Kafka.Partitions = r.c.TopicPartitions
+	prefix := "loadgen-" + id + "-" + r.c.Name + "-"
+	t := &cfg.Kafka.Topics
+	t.Input, t.Catalog, t.EditLog, t.DLQ, t.Snapshots = prefix+"input", prefix+"catalog", prefix+"edit-log", prefix+"dlq", prefix+"snapshots"
+	r.outTopic, r.ptInput = prefix+"passthrough-out", prefix+"passthrough-in"
+	cfg.Kafka.GroupID = "mvrepair-loadgen-" + r.c.Name + "-" + id
+	r.blGroup = "mvrepair-loadgen-passthrough-" + r.c.Name + "-" + id
+	cfg.Kafka.InstanceName = "loadgen"
+	if r.opt.Batch > 0 {
+		cfg.Batch.MaxEvents = r.opt.Batch
+	}
+	if r.opt.BatchWait > 0 {
+		cfg.Batch.MaxWait = r.opt.BatchWait
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	r.cfg = &cfg
+	if r.broker == nil {
+		r.progress("topics %s* and groups %s, %s stay on the cluster (delete them when done)", prefix, cfg.Kafka.GroupID, r.blGroup)
+	}
+	return nil
+}
+
+// createTopics creates the service's topics (as service.Open would) and the
+// baseline's output through this runner's admin, so that its metadata knows
+// them.
+func (r *runner) createTopics(ctx context.Context) (err error) {
+	if r.admin, err = kafkaio.NewAdmin(service.AdminConfig(r.cfg, r.brokers)); err != nil {
+		return err
+	}
+	specs := service.TopicSpecs(r.cfg)
+	for _, t := range []string{r.outTopic, r.ptInput} {
+		specs = append(specs, kafkaio.TopicSpec{Name: t, Partitions: r.c.TopicPartitions, ReplicationFactor: r.cfg.Kafka.ReplicationFactor})
+	}
+	return r.admin.EnsureTopics(ctx, specs)
+}
+
+// newProducer builds a producer with the service's settings, for the
+// input, catalog and pass-through topics: their record limit is the
+// broker's default, not the edit log's (service.ProducerConfig's limit also
+// bounds the batches a Publish sends to one partition).
+func (r *runner) newProducer() (*kafkaio.Producer, error) {
+	pc := service.ProducerConfig(r.cfg, r.brokers, zerolog.Nop())
+	pc.MaxMessageBytes = kafkaio.DefaultMaxMessageBytes
+	return kafkaio.NewProducer(pc)
+}
+
+// fetcherConfig is the service's reader configuration.
+func (r *runner) fetcherConfig() kafkaio.FetcherConfig {
+	return service.FetcherConfig(r.cfg, r.brokers, zerolog.Nop())
+}
+
+func (r *runner) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if r.producer != nil {
+		_ = r.producer.Close(ctx)
+	}
+	if r.admin != nil {
+		_ = r.admin.Close()
+	}
+	if r.broker != nil {
+		r.broker.Close()
+	}
+	if r.dir != "" {
+		_ = os.RemoveAll(r.dir)
+	}
+}
+
+// hwm returns the high watermark of every partition of topic.
+func (r *runner) hwm(ctx context.Context, topic string) (map[int]int64, error) {
+	offs, err := r.admin.ListOffsets(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int]int64, len(offs))
+	for p, o := range offs {
+		out[p] = o.Last
+	}
+	return out, nil
+}
+
+// reached reports whether every partition of got is at least want.
+func reached(got map[int]int64, want map[int]int64) bool {
+	for p, w := range want {
+		if w > 0 && got[p] < w {
+			return false
+		}
+	}
+	return true
+}
+
+func total(m map[int]int64) int64 {
+	var n int64
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func since(t time.Time) string { return time.Since(t).Round(time.Millisecond).String() }
+
+func itoa(v int64) string { return strconv.FormatInt(v, 10) }
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
