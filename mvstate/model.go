@@ -199,6 +199,10 @@ func DecodeVersionMap(in map[string]PartitionMap) (VersionMap, error) {
 		if err != nil {
 			return nil, fmt.Errorf("version_map key %q: not a table id", k)
 		}
+		if _, dup := out[id]; dup {
+			// "7" and "07": which one would win depends on map order.
+			return nil, fmt.Errorf("version_map: two keys name table %d", id)
+		}
 		out[id] = clonePartitions(parts)
 	}
 	return out, nil

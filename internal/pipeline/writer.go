@@ -543,6 +543,36 @@ func Collect(ctx context.Context, f Fetcher, maxEvents int, maxWait, idle time.D
 	return batch, nil
 }
 
+// chunkEnd returns how many of msgs (at least one, at most max) one
+// Publish call takes: no more bytes per topic than the topic accepts in one
+// record batch (the producer's batch limit is the largest topic's; a batch
+// of dead letters above the DLQ's max.message.bytes would be refused whole).
+// Each message's size counts a batch header, so the sum is an upper bound.
+func (w *Writer) chunkEnd(msgs []store.OutboxMessage, max int) int {
+	limit := func(topic string) int {
+		switch topic {
+		case w.Proc.Topics.EditLog:
+			return w.Proc.Limits.EditLog
+		case w.Proc.Topics.DLQ:
+			return w.Proc.Limits.DLQ
+		}
+		return 0
+	}
+	sums := map[string]int{}
+	for i, m := range msgs {
+		if i == max {
+			return i
+		}
+		lim := limit(m.Topic)
+		size := outboxSize(m)
+		if i > 0 && lim > 0 && sums[m.Topic]+size > lim {
+			return i
+		}
+		sums[m.Topic] += size
+	}
+	return len(msgs)
+}
+
 // publish writes outbox messages in order, in chunks, retrying each chunk as
 // a whole (duplicates are fine, gaps are not). A transient failure (broker
 // unreachable) is retried until it clears; a refusal that cannot clear by
@@ -557,7 +587,7 @@ func (w *Writer) publish(ctx context.Context, msgs []store.OutboxMessage) error 
 		max = 500
 	}
 	for len(msgs) > 0 {
-		n := min(max, len(msgs))
+		n := w.chunkEnd(msgs, max)
 		chunk := make([]kafkaio.Message, n)
 		records := 0
 		for i, m := range msgs[:n] {

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -355,4 +356,60 @@ func TestWriter_reportsReachHooksOnlyAfterTheCommit(t *testing.T) {
 		return nil
 	})
 	r.shutdown(t)
+}
+
+// batchLimitPublisher refuses, as a broker does, a publish whose messages
+// to one topic exceed that topic's max.message.bytes together (the producer
+// sends them as one record batch).
+type batchLimitPublisher struct {
+	recordingPublisher
+	limits map[string]int
+	calls  int
+}
+
+func (p *batchLimitPublisher) Publish(ctx context.Context, msgs ...kafkaio.Message) error {
+	sums := map[string]int{}
+	for _, m := range msgs {
+		sums[m.Topic] += kafkaio.RecordSize(m)
+	}
+	p.mu.Lock()
+	p.calls++
+	p.mu.Unlock()
+	for topic, n := range sums {
+		if lim := p.limits[topic]; lim > 0 && n > lim {
+			return fmt.Errorf("%w: %d bytes to %s", kafkaio.ErrMessageTooLarge, n, topic)
+		}
+	}
+	return p.recordingPublisher.Publish(ctx, msgs...)
+}
+
+func TestWriter_deadLettersOfABatchArePublishedInChunksTheDLQAccepts(t *testing.T) {
+	st := store.NewMemory()
+	pub := &batchLimitPublisher{limits: map[string]int{topics.DLQ: 8 << 10}}
+	w := newWriter(st, pub)
+	w.Proc.Limits = Limits{EditLog: 1 << 20, DLQ: 8 << 10}
+	fetch := make(chanFetcher, 100)
+	for i := range 60 {
+		fetch <- kafkaio.Message{Topic: topics.Input, Offset: int64(i), Key: []byte("k"), Value: bytes.Repeat([]byte{'x'}, 1000)}
+	}
+	com := &recordingCommitter{}
+	startWriter(t, w, fetch, com, 1)
+	eventually(t, func() error {
+		if com.offset(topics.Input, 0) != 60 {
+			return errors.New("the batch is not committed")
+		}
+		return nil
+	})
+	dl := pub.published()
+	if len(dl) != 60 {
+		t.Fatalf("%d dead letters published, want 60", len(dl))
+	}
+	for _, m := range dl {
+		if len(m.Value) != 1000 {
+			t.Fatalf("a dead letter lost its value (%d bytes, reason %s): the batch was refused as too large", len(m.Value), header(m, HeaderDLQReason))
+		}
+	}
+	if pub.calls < 60*1000/(8<<10) {
+		t.Errorf("%d publish calls for 60 KB of dead letters under an 8 KiB limit", pub.calls)
+	}
 }

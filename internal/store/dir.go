@@ -252,13 +252,20 @@ func OpenReadOnly(ctx context.Context, stateDir string) (*Store, error) {
 		}
 		return nil, fmt.Errorf("%w: %s (is state.dir right?)", ErrNoStore, stateDir)
 	}
-	// A snapshot or segment may be deleted while we read it (the service
-	// compacts its log): try again a few times.
+	// The service may complete a snapshot while we read (deleting the log
+	// segments and the snapshot we listed): a file gone, or entries missing
+	// between the snapshot we read and the segments left. Try again a few
+	// times before believing it.
 	var s *Store
-	for attempt := 0; attempt < 5; attempt++ {
+	for attempt := 0; attempt < 8; attempt++ {
 		s, err = open(ctx, live, Options{SnapshotEvery: -1}, true)
-		if err == nil || !errors.Is(err, os.ErrNotExist) {
+		if err == nil || !(errors.Is(err, os.ErrNotExist) || errors.Is(err, ErrCorrupt)) {
 			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 20 * time.Millisecond):
 		}
 	}
 	return s, err

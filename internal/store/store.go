@@ -474,6 +474,12 @@ func open(ctx context.Context, dir string, opt Options, readOnly bool) (*Store, 
 			if e.seq <= s.seq {
 				return nil
 			}
+			if !last && e.seq >= segs[i+1].first {
+				// A failed append that a rotation sealed (the next segment
+				// starts at the sequence the commit was retried at): it
+				// never committed.
+				return nil
+			}
 			if err := ctx.Err(); err != nil {
 				return err
 			}

@@ -73,7 +73,12 @@ type wal struct {
 }
 
 // createSegment starts a new active segment whose first entry is first.
+// A broken active segment is repaired first: sealing it with the entry of
+// a failed append would replay that entry on the next open.
 func (w *wal) createSegment(first uint64) error {
+	if err := w.repair(); err != nil {
+		return err
+	}
 	path := filepath.Join(w.dir, segmentName(first))
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o644)
 	if err != nil {
@@ -167,8 +172,12 @@ func (w *wal) append(payload []byte) (int64, error) {
 	if w.sync {
 		if err := w.f.Sync(); err != nil {
 			// After a failed fsync the file's content is unknown: cut it
-			// back and sync again before the next append (repair).
+			// back to its good bytes now, so that no reader (a read-only
+			// open beside the store, the next open after a crash) sees the
+			// failed entry; if that fails too, the next append or rotation
+			// repairs it first.
 			w.broken = err
+			_ = w.repair()
 			return 0, ioError("sync", w.path, err)
 		}
 	}
