@@ -182,8 +182,13 @@ func (p *Processor) Process(ctx context.Context, msgs []kafkaio.Message, epoch i
 		res = handler.Process(st, inputs, handler.Options{NextJournalID: st.JournalID() + 1, Epoch: epoch, Now: now.UnixMilli()})
 		encoded = encoded[:0]
 		big := -1
+		// One buffer for the batch's records (each a full slice of it: the
+		// outbox keeps them until they are published).
+		buf := make([]byte, 0, 768*len(res.Records))
 		for k, r := range res.Records {
-			b := editlog.AppendRecord(nil, r)
+			from := len(buf)
+			buf = editlog.AppendRecord(buf, r)
+			b := buf[from:len(buf):len(buf)]
 			encoded = append(encoded, b)
 			if big < 0 && p.Limits.EditLog > 0 && recordSize(r, b) > p.Limits.EditLog {
 				big = k

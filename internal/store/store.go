@@ -59,6 +59,7 @@ type Store struct {
 	log   journal
 
 	commitMu sync.Mutex // see doc.go
+	buf      []byte     // the log entry being encoded (guarded by commitMu)
 
 	mu            sync.Mutex // guards the fields below (a leaf lock)
 	seq           uint64     // last log entry written
@@ -226,9 +227,16 @@ func (s *Store) Commit(ctx context.Context, b Batch) (Result, error) {
 			e.seq = s.seq + 1
 			e.outboxFirst = s.outboxSeq + 1
 			e.ack = max(b.Ack, s.acked)
-			n, err := s.log.append(e.encode(nil))
-			if err != nil {
-				return err
+			var n int64
+			if _, mem := s.log.(memJournal); !mem {
+				s.buf = e.encode(s.buf[:0])
+				var err error
+				if n, err = s.log.append(s.buf); err != nil {
+					return err
+				}
+				if cap(s.buf) > 8<<20 {
+					s.buf = nil // do not keep a huge batch's buffer
+				}
 			}
 			s.seq, res.Bytes = e.seq, n
 			s.sinceSnapshot += n
