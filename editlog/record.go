@@ -1,4 +1,4 @@
-// Package editlog defines the journal records of DESIGN.md §4 (topic
+// Package editlog defines the journal records of docs/design.md §4 (topic
 // mv-edit-log), their JSON encoding with the contract's field names, and
 // Apply: the one code path that turns a record into state changes, used by the
 // live writer, followers, rebuild and tests alike.

@@ -49,7 +49,7 @@ import (
 // and the first failure is reported; map members are visited in sorted key
 // order, so the reported field is deterministic):
 //
-// partition_version_changed (DESIGN.md §4):
+// partition_version_changed (docs/design.md §4):
 //   - db_id > 0, table_id > 0, table_type non-empty. A table_type outside the
 //     native set is valid: rule §3.1 skips such tables with a warning.
 //   - emitted_at >= 0 (optional; 0 means absent).

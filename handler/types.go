@@ -1,4 +1,4 @@
-// Package handler is the repair engine's decision logic (DESIGN.md §3): pure
+// Package handler is the repair engine's decision logic (docs/design.md §3): pure
 // functions with no I/O that take a batch of decoded events and a read-only
 // view of the state, and return the edit-log records to apply and journal, and
 // one outcome per event (applied, skipped with typed reasons, or dead-lettered).

@@ -1,6 +1,6 @@
 // Command consumer is the mvrepair service and its operator tools:
 //
-//	consumer run        the service (DESIGN.md §6)
+//	consumer run        the service (docs/design.md §6)
 //	consumer demo       embedded broker, sample catalog, compaction stream, summary
 //	consumer produce    publish events from an NDJSON file
 //	consumer state      export | show | import the local state

@@ -27,7 +27,7 @@ func newProduceCmd(g *globals) *cobra.Command {
 	var topic, file string
 	cmd := &cobra.Command{
 		Use:   "produce --file events.ndjson [--topic T]",
-		Short: "Publish events (one JSON document per line) keyed as DESIGN.md §4 says",
+		Short: "Publish events (one JSON document per line) keyed as docs/design.md §4 says",
 		Long: `Publish events from an NDJSON file ("-" for stdin), one event per line.
 Each record is keyed as the contract says (<db_id>:<table_id>, <catalog>.<db>.<table>,
 <db_id>:<mv_id>). Without --topic, input kinds go to kafka.topics.input and catalog

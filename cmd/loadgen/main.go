@@ -1,4 +1,4 @@
-// Command loadgen is mvrepair's load generator (DESIGN.md §8): for each
+// Command loadgen is mvrepair's load generator (docs/design.md §5.10): for each
 // workload case it measures the repair pipeline's throughput next to a
 // pass-through baseline in the same run, the latency of both at a fixed
 // rate, and the service's per-batch figures from its pipeline reports, then

@@ -34,7 +34,7 @@ func newRoot() *cobra.Command {
 		Use:   "loadgen [--case NAME,...] [--quick] [--events N] [--rate R] [--duration D] [--json]",
 		Short: "Measure the repair pipeline next to a pass-through baseline, case by case",
 		Long: `Measure the mvrepair pipeline in one run, on one broker, with one set of client settings,
-for each workload case, one after the other (DESIGN.md §8):
+for each workload case, one after the other (docs/design.md §5.10):
 
   1. throughput with repairs: M MVs over T tables (P recorded partitions each) are seeded
      through the catalog topic; then, in each of --rounds rounds, N partition_version_changed

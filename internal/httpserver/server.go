@@ -1,4 +1,4 @@
-// Package httpserver is the operator HTTP surface (DESIGN.md §6): liveness
+// Package httpserver is the operator HTTP surface (docs/design.md §6): liveness
 // and readiness probes, Prometheus metrics, and a read-only view of the MVs
 // the instance holds.
 //
