@@ -46,7 +46,7 @@ func decodeFast(value []byte) *PartitionVersionChanged {
 		case 1:
 			e.EventID = r.String()
 		case 2:
-			e.Source = r.String()
+			e.Source = intern(r.StringBytes())
 		case 3:
 			e.DBID = r.Int()
 		case 4:
@@ -54,7 +54,7 @@ func decodeFast(value []byte) *PartitionVersionChanged {
 		case 5:
 			e.TableName = r.String()
 		case 6:
-			e.TableType = r.String()
+			e.TableType = intern(r.StringBytes())
 		case 7:
 			r.Array(func() {
 				p, pok := decodePartitionFast(r)
@@ -171,4 +171,23 @@ func otherField(fields []string, key []byte) int {
 		}
 	}
 	return -1
+}
+
+// intern returns the shared copy of the values most events carry (the
+// table types and sources of a StarRocks cluster), so that a batch does not
+// hold a thousand copies of "cloud_native".
+func intern(s []byte) string {
+	switch string(s) { // no allocation for the comparison
+	case "cloud_native":
+		return "cloud_native"
+	case "olap":
+		return "olap"
+	case "compaction":
+		return "compaction"
+	case "materialized_view":
+		return "materialized_view"
+	case "cloud_native_materialized_view":
+		return "cloud_native_materialized_view"
+	}
+	return string(s)
 }

@@ -62,7 +62,7 @@ type Processor struct {
 
 	// tables remembers the input partition each table's events came from
 	// (per-table order needs one partition per table).
-	tables map[string]int
+	tables map[tableRef]int
 }
 
 // Committed is one batch committed locally.
@@ -333,17 +333,25 @@ func (p *Processor) DeadLetterAll(ctx context.Context, msgs []kafkaio.Message, r
 // notePartition remembers that the events of ev's table arrive on
 // partition and reports a table whose events moved to another partition.
 func (p *Processor) notePartition(rep *Report, ev events.Event, partition int) {
-	table := events.Key(ev)
-	if table == "" {
+	var t tableRef
+	if pvc, ok := ev.(*events.PartitionVersionChanged); ok {
+		t = tableRef{db: pvc.DBID, table: pvc.TableID} // no string to build per event
+	} else if t.name = events.Key(ev); t.name == "" {
 		return
 	}
 	if p.tables == nil {
-		p.tables = map[string]int{}
+		p.tables = map[tableRef]int{}
 	}
-	if prev, ok := p.tables[table]; ok && prev != partition {
-		rep.PartitionMoves = append(rep.PartitionMoves, PartitionMove{Table: table, From: prev, To: partition})
+	if prev, ok := p.tables[t]; ok && prev != partition {
+		rep.PartitionMoves = append(rep.PartitionMoves, PartitionMove{Table: events.Key(ev), From: prev, To: partition})
 	}
-	p.tables[table] = partition
+	p.tables[t] = partition
+}
+
+// tableRef names a table: by ids (native tables) or by its event key.
+type tableRef struct {
+	db, table int64
+	name      string
 }
 
 // nextOffsets returns, per topic and partition, the offset after the last
