@@ -56,12 +56,9 @@ func (c *Config) Validate() error {
 	v.atLeast("kafka.writer.batch_size", int64(k.Writer.BatchSize), 1)
 	v.positive("kafka.writer.write_timeout", k.Writer.WriteTimeout)
 	v.oneOf("kafka.writer.compression", k.Writer.Compression, "none", "gzip", "snappy", "lz4", "zstd")
-	// kafka-go uses max_wait as the fetch's read deadline and asks the broker
-	// to answer within 3/4 of it: below ~50ms late answers make it drop the
-	// connection and re-dial, and latency collapses (measured: seconds).
-	if k.Reader.MaxWait < 50*time.Millisecond {
-		v.fail("kafka.reader.max_wait", "must be at least 50ms (got %s): kafka-go re-dials when a fetch answers later than max_wait", k.Reader.MaxWait)
-	}
+	// The fetcher gives each request max_wait plus a margin before it times
+	// out (internal/kafkaio), so any positive value works.
+	v.positive("kafka.reader.max_wait", k.Reader.MaxWait)
 	v.atLeast("kafka.reader.max_bytes", int64(k.Reader.MaxBytes), 1)
 	v.atLeast("kafka.reader.queue_capacity", int64(k.Reader.QueueCapacity), 1)
 
