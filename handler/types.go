@@ -20,10 +20,11 @@ type View interface {
 	// MV returns the MV with the given key, or nil.
 	MV(key mvstate.MVKey) *mvstate.MV
 	// RelatedMVs returns the keys of the MVs listing native table tableID in
-	// base_tables, in ascending key order.
+	// base_tables, in ascending key order. The handler never modifies the
+	// slice (a View may share it).
 	RelatedMVs(tableID int64) []mvstate.MVKey
 	// MVsWithExternal returns the keys of the MVs whose base_tables contain
-	// the external table ref, in ascending key order.
+	// the external table ref, in ascending key order (not modified either).
 	MVsWithExternal(ref mvstate.ExternalRef) []mvstate.MVKey
 }
 
