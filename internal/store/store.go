@@ -67,6 +67,8 @@ type Store struct {
 	acked         uint64 // outbox acknowledged through
 	outbox        []OutboxMessage
 	sinceSnapshot int64 // log bytes since the last snapshot
+	snapshotSize  int64 // bytes of the last snapshot written or loaded
+	snapshotBytes int64 // bytes of every snapshot this Store wrote
 	snapshotting  bool
 	closed        bool
 	snapWG        sync.WaitGroup
@@ -295,6 +297,14 @@ func (s *Store) Acked() uint64 {
 	return s.acked
 }
 
+// SnapshotBytes returns the bytes of all the snapshots this Store wrote
+// (the disk writes besides the log's).
+func (s *Store) SnapshotBytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snapshotBytes
+}
+
 // LogSize returns the bytes of log written since the last snapshot.
 func (s *Store) LogSize() int64 {
 	s.mu.Lock()
@@ -308,7 +318,11 @@ func (s *Store) maybeSnapshot() {
 		return
 	}
 	s.mu.Lock()
-	start := !s.snapshotting && !s.closed && s.sinceSnapshot >= s.opt.SnapshotEvery
+	// At least twice the last snapshot's size of log between two
+	// snapshots: writing the state costs at most half the log's bytes
+	// again, however large the state grows, and a restart replays at most
+	// twice the state's size of log.
+	start := !s.snapshotting && !s.closed && s.sinceSnapshot >= max(s.opt.SnapshotEvery, 2*s.snapshotSize)
 	if start {
 		s.snapshotting = true
 		s.snapWG.Add(1)
@@ -381,6 +395,12 @@ func (s *Store) snapshot(ctx context.Context) error {
 	path, err := writeSnapshot(ctx, s.dir, meta, sn, !s.opt.NoSync)
 	if err != nil {
 		return err
+	}
+	if fi, err := os.Stat(path); err == nil {
+		s.mu.Lock()
+		s.snapshotSize = fi.Size()
+		s.snapshotBytes += fi.Size()
+		s.mu.Unlock()
 	}
 	return s.dropBefore(path, meta.seq)
 }
@@ -460,6 +480,9 @@ func open(ctx context.Context, dir string, opt Options, readOnly bool) (*Store, 
 			return nil, err
 		}
 		s.recovery.Snapshot = snaps[0].path
+		if fi, err := os.Stat(snaps[0].path); err == nil {
+			s.snapshotSize = fi.Size()
+		}
 		s.seq, s.outboxSeq, s.acked, s.outbox = meta.seq, meta.outboxSeq, meta.acked, meta.outbox
 	}
 	segs, err := listSegments(dir)
