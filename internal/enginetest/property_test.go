@@ -105,7 +105,15 @@ func TestProperty_durableStoreMatchesLiveAndReopens(t *testing.T) {
 
 		batches := gen.DrawScenario(rt, 30)
 		restart := rapid.IntRange(0, len(batches)).Draw(rt, "restart before batch")
+		// Background snapshots are spaced by the state's size, so a short
+		// stream may see none: take one at a drawn point too.
+		snapAt := rapid.IntRange(0, len(batches)).Draw(rt, "snapshot before batch")
 		for i, b := range batches {
+			if i == snapAt && opt.SnapshotEvery > 0 {
+				if err := disk.store.Snapshot(ctx); err != nil {
+					rt.Fatalf("snapshot: %v", err)
+				}
+			}
 			if i == restart {
 				reopen()
 			}
