@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/mvrepair/mvrepair/internal/cli"
 	"github.com/mvrepair/mvrepair/internal/config"
 	"github.com/mvrepair/mvrepair/internal/kafkaio"
 	"github.com/mvrepair/mvrepair/internal/pipeline"
@@ -604,7 +605,7 @@ func dlqRedrive(ctx context.Context, w io.Writer, t *dlqTopic, o *dlqRedriveOpti
 			ranges[p] = r
 		}
 		if len(missing) > 0 {
-			return &exitError{code: 2, err: fmt.Errorf("dlq redrive: %s does not hold %s; nothing published", dlq, strings.Join(missing, ", "))}
+			return &cli.ExitError{Code: 2, Err: fmt.Errorf("dlq redrive: %s does not hold %s; nothing published", dlq, strings.Join(missing, ", "))}
 		}
 	} else {
 		for p, po := range offs {
@@ -647,7 +648,7 @@ func dlqRedrive(ctx context.Context, w io.Writer, t *dlqTopic, o *dlqRedriveOpti
 			}
 		}
 		if len(missing) > 0 {
-			return &exitError{code: 2, err: fmt.Errorf("dlq redrive: %s has no dead letter at %s; nothing published", dlq, strings.Join(missing, ", "))}
+			return &cli.ExitError{Code: 2, Err: fmt.Errorf("dlq redrive: %s has no dead letter at %s; nothing published", dlq, strings.Join(missing, ", "))}
 		}
 	}
 	if len(letters) == 0 {
@@ -683,7 +684,7 @@ func dlqRedrive(ctx context.Context, w io.Writer, t *dlqTopic, o *dlqRedriveOpti
 		}
 	}
 	if refused > 0 {
-		return &exitError{code: 2, err: fmt.Errorf("dlq redrive: refused %d of %d dead letter(s); nothing published (narrow the selection, or see --fetch-original and --force)", refused, len(plans))}
+		return &cli.ExitError{Code: 2, Err: fmt.Errorf("dlq redrive: refused %d of %d dead letter(s); nothing published (narrow the selection, or see --fetch-original and --force)", refused, len(plans))}
 	}
 	if o.dryRun {
 		fmt.Fprintf(w, "dry run: %d dead letter(s) would be re-driven; nothing published\n", len(plans))

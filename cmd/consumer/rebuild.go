@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/mvrepair/mvrepair/internal/cli"
 	"github.com/mvrepair/mvrepair/internal/config"
 	"github.com/mvrepair/mvrepair/internal/recovery"
 	"github.com/mvrepair/mvrepair/internal/service"
@@ -48,7 +49,7 @@ service first (a standby that finds its store forked rebuilds itself the same wa
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !fromEditLog {
-				return &exitError{code: 2, err: errors.New("rebuild: --from-edit-log is required (the edit log is the source of truth)")}
+				return &cli.ExitError{Code: 2, Err: errors.New("rebuild: --from-edit-log is required (the edit log is the source of truth)")}
 			}
 			cfg, err := g.load(cmd)
 			if err != nil {
@@ -79,7 +80,7 @@ service first (a standby that finds its store forked rebuilds itself the same wa
 				jid, n := old.State().JournalID(), old.State().Len()
 				old.Close(ctx, false)
 				if !empty && !force {
-					return &exitError{code: 2, err: fmt.Errorf("rebuild: %s already holds a state (journal id %d, %d MVs); add --force to rebuild it (the old store is kept aside)",
+					return &cli.ExitError{Code: 2, Err: fmt.Errorf("rebuild: %s already holds a state (journal id %d, %d MVs); add --force to rebuild it (the old store is kept aside)",
 						cfg.State.Dir, jid, n)}
 				}
 			}
@@ -125,7 +126,7 @@ service first (a standby that finds its store forked rebuilds itself the same wa
 				fmt.Fprintf(cmd.OutOrStdout(), "old store kept as %s\n", aside)
 			}
 			if len(rep.Gaps) > 0 || len(rep.Undecodable) > 0 {
-				return &exitError{code: 4, err: errors.New("rebuild: finished with gaps or undecodable records (see the report)")}
+				return &cli.ExitError{Code: 4, Err: errors.New("rebuild: finished with gaps or undecodable records (see the report)")}
 			}
 			return nil
 		},
@@ -215,18 +216,18 @@ func newImportCmd(g *globals) *cobra.Command {
 			dec := json.NewDecoder(r)
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&doc); err != nil {
-				return &exitError{code: 2, err: fmt.Errorf("import: %s is not a state export: %w", file, err)}
+				return &cli.ExitError{Code: 2, Err: fmt.Errorf("import: %s is not a state export: %w", file, err)}
 			}
 			if doc.JournalID == nil {
-				return &exitError{code: 2, err: fmt.Errorf("import: %s has no journal_id", file)}
+				return &cli.ExitError{Code: 2, Err: fmt.Errorf("import: %s has no journal_id", file)}
 			}
 			seen := map[mvstate.MVKey]bool{}
 			for i, m := range doc.MVs {
 				if m == nil || m.DBID <= 0 || m.MVID <= 0 {
-					return &exitError{code: 2, err: fmt.Errorf("import: mvs[%d]: db_id and mv_id must be positive", i)}
+					return &cli.ExitError{Code: 2, Err: fmt.Errorf("import: mvs[%d]: db_id and mv_id must be positive", i)}
 				}
 				if seen[m.Key()] {
-					return &exitError{code: 2, err: fmt.Errorf("import: mvs[%d]: MV %s listed twice", i, m.Key())}
+					return &cli.ExitError{Code: 2, Err: fmt.Errorf("import: mvs[%d]: MV %s listed twice", i, m.Key())}
 				}
 				seen[m.Key()] = true
 			}
@@ -240,7 +241,7 @@ func newImportCmd(g *globals) *cobra.Command {
 				empty := old.State().Empty()
 				old.Close(ctx, false)
 				if !empty && !force {
-					return &exitError{code: 2, err: fmt.Errorf("import: %s already holds a state; add --force to replace it (the old store is kept aside)", cfg.State.Dir)}
+					return &cli.ExitError{Code: 2, Err: fmt.Errorf("import: %s already holds a state; add --force to replace it (the old store is kept aside)", cfg.State.Dir)}
 				}
 			} else if !errors.Is(err, store.ErrCorrupt) {
 				return fmt.Errorf("import: %w", err)
@@ -285,12 +286,12 @@ func newHealthcheckCmd() *cobra.Command {
 			c := &http.Client{Timeout: timeout}
 			resp, err := c.Get(url)
 			if err != nil {
-				return &exitError{code: 1, err: err}
+				return &cli.ExitError{Code: 1, Err: err}
 			}
 			defer resp.Body.Close()
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 			if resp.StatusCode != http.StatusOK {
-				return &exitError{code: 1, err: fmt.Errorf("%s: %s %s", url, resp.Status, body)}
+				return &cli.ExitError{Code: 1, Err: fmt.Errorf("%s: %s %s", url, resp.Status, body)}
 			}
 			return nil
 		},

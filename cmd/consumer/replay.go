@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mvrepair/mvrepair/internal/cli"
 	"github.com/mvrepair/mvrepair/internal/kafkaio"
 	"github.com/mvrepair/mvrepair/internal/pipeline"
 	"github.com/mvrepair/mvrepair/internal/service"
@@ -45,7 +46,7 @@ so it is refused without --force. Moving offsets forward skips events: also --fo
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cmd.Flags().Changed("from-offset") == cmd.Flags().Changed("from-time") {
-				return &exitError{code: 2, err: errors.New("replay: give exactly one of --from-offset and --from-time")}
+				return &cli.ExitError{Code: 2, Err: errors.New("replay: give exactly one of --from-offset and --from-time")}
 			}
 			cfg, err := g.load(cmd)
 			if err != nil {
@@ -59,11 +60,11 @@ so it is refused without --force. Moving offsets forward skips events: also --fo
 				o.topic = cfg.Kafka.Topics.Input
 			}
 			if o.topic != cfg.Kafka.Topics.Input && o.topic != cfg.Kafka.Topics.Catalog {
-				return &exitError{code: 2, err: fmt.Errorf("replay: --topic %q is neither kafka.topics.input (%s) nor kafka.topics.catalog (%s)",
+				return &cli.ExitError{Code: 2, Err: fmt.Errorf("replay: --topic %q is neither kafka.topics.input (%s) nor kafka.topics.catalog (%s)",
 					o.topic, cfg.Kafka.Topics.Input, cfg.Kafka.Topics.Catalog)}
 			}
 			if o.topic == cfg.Kafka.Topics.Catalog && !o.force {
-				return &exitError{code: 2, err: fmt.Errorf("replay: rewinding %s re-applies old MV snapshots over newer state; add --force if that is what you want", o.topic)}
+				return &cli.ExitError{Code: 2, Err: fmt.Errorf("replay: rewinding %s re-applies old MV snapshots over newer state; add --force if that is what you want", o.topic)}
 			}
 			svc, err := service.Open(cmd.Context(), cfg, log.Level(errorLevel(cfg)))
 			if err != nil {
@@ -101,7 +102,7 @@ func replay(ctx context.Context, w io.Writer, svc *service.Service, group string
 		for _, m := range info.Members {
 			names = append(names, m.ClientID+"@"+m.Host)
 		}
-		return &exitError{code: 3, err: fmt.Errorf("replay: group %s has %d active member(s) (%s); stop every instance first",
+		return &cli.ExitError{Code: 3, Err: fmt.Errorf("replay: group %s has %d active member(s) (%s); stop every instance first",
 			group, len(info.Members), strings.Join(names, ", "))}
 	}
 	offs, err := admin.ListOffsets(ctx, o.topic)
@@ -112,7 +113,7 @@ func replay(ctx context.Context, w io.Writer, svc *service.Service, group string
 	if o.fromTime != "" {
 		t, err := parseTime(o.fromTime)
 		if err != nil {
-			return &exitError{code: 2, err: err}
+			return &cli.ExitError{Code: 2, Err: err}
 		}
 		if byTime, err = admin.OffsetsForTime(ctx, o.topic, t); err != nil {
 			return fmt.Errorf("replay: offsets for time: %w", err)
@@ -136,7 +137,7 @@ func replay(ctx context.Context, w io.Writer, svc *service.Service, group string
 			storeOld: svc.Store().State().AppliedOffset(o.topic, p), target: target, first: po.First, last: po.Last})
 	}
 	if len(rows) == 0 {
-		return &exitError{code: 2, err: fmt.Errorf("replay: %s has no partition %d", o.topic, o.partition)}
+		return &cli.ExitError{Code: 2, Err: fmt.Errorf("replay: %s has no partition %d", o.topic, o.partition)}
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].partition < rows[j].partition })
 	fmt.Fprintf(w, "replay plan for group %s, topic %s:\n", group, o.topic)
@@ -149,7 +150,7 @@ func replay(ctx context.Context, w io.Writer, svc *service.Service, group string
 		}
 	}
 	if forward && !o.force {
-		return &exitError{code: 2, err: errors.New("replay: the plan moves offsets forward, which skips events; add --force if that is what you want")}
+		return &cli.ExitError{Code: 2, Err: errors.New("replay: the plan moves offsets forward, which skips events; add --force if that is what you want")}
 	}
 	if o.dryRun {
 		fmt.Fprintln(w, "dry run: nothing changed")
@@ -161,7 +162,7 @@ func replay(ctx context.Context, w io.Writer, svc *service.Service, group string
 	}
 	if err := admin.CommitGroupOffsets(ctx, group, map[string]map[int]int64{o.topic: target}); err != nil {
 		if errors.Is(err, kafkaio.ErrGroupNotEmpty) {
-			return &exitError{code: 3, err: fmt.Errorf("replay: group %s became active; stop every instance and retry: %w", group, err)}
+			return &cli.ExitError{Code: 3, Err: fmt.Errorf("replay: group %s became active; stop every instance and retry: %w", group, err)}
 		}
 		return fmt.Errorf("replay: commit group offsets: %w", err)
 	}

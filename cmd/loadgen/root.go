@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mvrepair/mvrepair/internal/cli"
 	"github.com/mvrepair/mvrepair/internal/config"
 	"github.com/mvrepair/mvrepair/internal/loadgen"
 )
@@ -110,7 +111,7 @@ func run(cmd *cobra.Command, opt loadgen.Options, fl flags) error {
 		fmt.Fprintln(cmd.ErrOrStderr(), "loadgen: warning:", w)
 	}
 	if err != nil {
-		return &exitError{code: 2, err: err}
+		return &cli.ExitError{Code: 2, Err: err}
 	}
 	if err := checkFlags(opt, fl.shape); err != nil {
 		return err
@@ -131,7 +132,7 @@ func run(cmd *cobra.Command, opt loadgen.Options, fl flags) error {
 	}
 	rep, err := loadgen.Run(cmd.Context(), opt)
 	if errors.Is(err, loadgen.ErrOptions) {
-		return &exitError{code: 2, err: err}
+		return &cli.ExitError{Code: 2, Err: err}
 	}
 	if rep != nil {
 		if werr := write(cmd.OutOrStdout(), rep, fl.asJSON); werr != nil && err == nil {
@@ -187,7 +188,7 @@ func write(w io.Writer, rep *loadgen.Report, asJSON bool) error {
 
 // usageErrorf is a usage error: it exits with status 2.
 func usageErrorf(format string, a ...any) error {
-	return &exitError{code: 2, err: fmt.Errorf(format, a...)}
+	return &cli.ExitError{Code: 2, Err: fmt.Errorf(format, a...)}
 }
 
 // noArgs refuses positional arguments: the command takes flags only.
