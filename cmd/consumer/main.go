@@ -80,6 +80,19 @@ func (g *globals) loadWithWarnings() (*config.Config, []config.Warning, error) {
 	return cfg, warnings, nil
 }
 
+// loadWithLogger is load, and the configured logger on stderr.
+func (g *globals) loadWithLogger(cmd *cobra.Command) (*config.Config, zerolog.Logger, error) {
+	cfg, err := g.load(cmd)
+	if err != nil {
+		return nil, zerolog.Logger{}, err
+	}
+	log, err := logger(cfg)
+	if err != nil {
+		return nil, zerolog.Logger{}, err
+	}
+	return cfg, log, nil
+}
+
 // printWarnings writes one "consumer: warning: ..." line per warning.
 func printWarnings(w io.Writer, warnings []config.Warning) {
 	for _, wn := range warnings {

@@ -48,11 +48,7 @@ so it is refused without --force. Moving offsets forward skips events: also --fo
 			if cmd.Flags().Changed("from-offset") == cmd.Flags().Changed("from-time") {
 				return &cli.ExitError{Code: 2, Err: errors.New("replay: give exactly one of --from-offset and --from-time")}
 			}
-			cfg, err := g.load(cmd)
-			if err != nil {
-				return err
-			}
-			log, err := logger(cfg)
+			cfg, log, err := g.loadWithLogger(cmd)
 			if err != nil {
 				return err
 			}
@@ -105,51 +101,11 @@ func replay(ctx context.Context, w io.Writer, svc *service.Service, group string
 		return &cli.ExitError{Code: 3, Err: fmt.Errorf("replay: group %s has %d active member(s) (%s); stop every instance first",
 			group, len(info.Members), strings.Join(names, ", "))}
 	}
-	offs, err := admin.ListOffsets(ctx, o.topic)
+	rows, err := replayPlan(ctx, svc, group, o)
 	if err != nil {
-		return fmt.Errorf("replay: list offsets of %s: %w", o.topic, err)
+		return err
 	}
-	var byTime map[int]int64
-	if o.fromTime != "" {
-		t, err := parseTime(o.fromTime)
-		if err != nil {
-			return &cli.ExitError{Code: 2, Err: err}
-		}
-		if byTime, err = admin.OffsetsForTime(ctx, o.topic, t); err != nil {
-			return fmt.Errorf("replay: offsets for time: %w", err)
-		}
-	}
-	committed, err := admin.CommittedOffsets(ctx, group, []string{o.topic})
-	if err != nil {
-		return fmt.Errorf("replay: committed offsets: %w", err)
-	}
-	var rows []planRow
-	for p, po := range offs {
-		if o.partition >= 0 && p != o.partition {
-			continue
-		}
-		target := o.fromOffset
-		if byTime != nil {
-			target = byTime[p]
-		}
-		target = max(po.First, min(target, po.Last))
-		rows = append(rows, planRow{partition: p, groupOld: committed[o.topic][p],
-			storeOld: svc.Store().State().AppliedOffset(o.topic, p), target: target, first: po.First, last: po.Last})
-	}
-	if len(rows) == 0 {
-		return &cli.ExitError{Code: 2, Err: fmt.Errorf("replay: %s has no partition %d", o.topic, o.partition)}
-	}
-	sort.Slice(rows, func(i, j int) bool { return rows[i].partition < rows[j].partition })
-	fmt.Fprintf(w, "replay plan for group %s, topic %s:\n", group, o.topic)
-	fmt.Fprintf(w, "  %-9s %-12s %-12s %-8s %s\n", "PARTITION", "GROUP", "STORE", "→ NEW", "RANGE")
-	forward := false
-	for _, r := range rows {
-		fmt.Fprintf(w, "  %-9d %-12s %-12s → %-6d [%d, %d)\n", r.partition, offStr(r.groupOld), offStr(r.storeOld), r.target, r.first, r.last)
-		if r.target > max(r.groupOld, r.storeOld) && max(r.groupOld, r.storeOld) >= 0 {
-			forward = true
-		}
-	}
-	if forward && !o.force {
+	if forward := printPlan(w, group, o.topic, rows); forward && !o.force {
 		return &cli.ExitError{Code: 2, Err: errors.New("replay: the plan moves offsets forward, which skips events; add --force if that is what you want")}
 	}
 	if o.dryRun {
@@ -175,6 +131,63 @@ func replay(ctx context.Context, w io.Writer, svc *service.Service, group string
 	}
 	fmt.Fprintf(w, "rewound %d partition(s); start the service to replay\n", len(rows))
 	return nil
+}
+
+// replayPlan is the move of every selected partition of the topic, by
+// partition: from the group's and the store's offsets to the target,
+// clamped to the partition's range.
+func replayPlan(ctx context.Context, svc *service.Service, group string, o *replayOptions) ([]planRow, error) {
+	admin := svc.Admin()
+	offs, err := admin.ListOffsets(ctx, o.topic)
+	if err != nil {
+		return nil, fmt.Errorf("replay: list offsets of %s: %w", o.topic, err)
+	}
+	var byTime map[int]int64
+	if o.fromTime != "" {
+		t, err := parseTime(o.fromTime)
+		if err != nil {
+			return nil, &cli.ExitError{Code: 2, Err: err}
+		}
+		if byTime, err = admin.OffsetsForTime(ctx, o.topic, t); err != nil {
+			return nil, fmt.Errorf("replay: offsets for time: %w", err)
+		}
+	}
+	committed, err := admin.CommittedOffsets(ctx, group, []string{o.topic})
+	if err != nil {
+		return nil, fmt.Errorf("replay: committed offsets: %w", err)
+	}
+	var rows []planRow
+	for p, po := range offs {
+		if o.partition >= 0 && p != o.partition {
+			continue
+		}
+		target := o.fromOffset
+		if byTime != nil {
+			target = byTime[p]
+		}
+		target = max(po.First, min(target, po.Last))
+		rows = append(rows, planRow{partition: p, groupOld: committed[o.topic][p],
+			storeOld: svc.Store().State().AppliedOffset(o.topic, p), target: target, first: po.First, last: po.Last})
+	}
+	if len(rows) == 0 {
+		return nil, &cli.ExitError{Code: 2, Err: fmt.Errorf("replay: %s has no partition %d", o.topic, o.partition)}
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].partition < rows[j].partition })
+	return rows, nil
+}
+
+// printPlan prints the plan and reports whether it moves a partition
+// forward (which skips events).
+func printPlan(w io.Writer, group, topic string, rows []planRow) (forward bool) {
+	fmt.Fprintf(w, "replay plan for group %s, topic %s:\n", group, topic)
+	fmt.Fprintf(w, "  %-9s %-12s %-12s %-8s %s\n", "PARTITION", "GROUP", "STORE", "→ NEW", "RANGE")
+	for _, r := range rows {
+		fmt.Fprintf(w, "  %-9d %-12s %-12s → %-6d [%d, %d)\n", r.partition, offStr(r.groupOld), offStr(r.storeOld), r.target, r.first, r.last)
+		if r.target > max(r.groupOld, r.storeOld) && max(r.groupOld, r.storeOld) >= 0 {
+			forward = true
+		}
+	}
+	return forward
 }
 
 func offStr(o int64) string {
