@@ -490,18 +490,47 @@ func open(ctx context.Context, dir string, opt Options, readOnly bool) (*Store, 
 		return nil, err
 	}
 	// Replay the entries after the snapshot.
-	var good int64
-	var torn bool
-	active := -1
+	tail, err := s.replaySegments(ctx, segs)
+	if err != nil {
+		return nil, err
+	}
+	s.recovery.Took = time.Since(start)
+	if readOnly {
+		s.log = memJournal{}
+		s.closed = false
+		return s, nil
+	}
+	w, err := s.openWAL(segs, tail)
+	if err != nil {
+		return nil, err
+	}
+	s.log = &fileJournal{w: w, segSize: opt.SegmentSize, log: opt.Log}
+	return s, nil
+}
+
+// logTail is where the replay of the log ended.
+type logTail struct {
+	// active is the index of the segment to append to, -1 for a new one.
+	active int
+	// good is the length of the active segment's valid entries; torn says
+	// whether the segment goes on past them (a cut-short append).
+	good int64
+	torn bool
+}
+
+// replaySegments applies the entries of segs after the snapshot's sequence.
+func (s *Store) replaySegments(ctx context.Context, segs []segment) (logTail, error) {
+	t := logTail{active: -1}
 	for i, seg := range segs {
 		if i+1 < len(segs) && segs[i+1].first <= s.seq+1 {
 			continue // every entry of this segment is in the snapshot
 		}
 		if seg.first > s.seq+1 {
-			return nil, &CorruptError{Path: seg.path, Reason: fmt.Sprintf("log entries %d..%d are missing", s.seq+1, seg.first-1)}
+			return t, &CorruptError{Path: seg.path, Reason: fmt.Sprintf("log entries %d..%d are missing", s.seq+1, seg.first-1)}
 		}
 		last := i == len(segs)-1
-		good, torn, err = readSegment(seg, last, func(e *entry) error {
+		var err error
+		t.good, t.torn, err = readSegment(seg, last, func(e *entry) error {
 			if e.seq <= s.seq {
 				return nil
 			}
@@ -517,44 +546,44 @@ func open(ctx context.Context, dir string, opt Options, readOnly bool) (*Store, 
 			return s.replay(ctx, seg.path, e)
 		})
 		if err != nil {
-			return nil, err
+			return t, err
 		}
-		active = i
+		t.active = i
 	}
-	if active < 0 && len(segs) > 0 && segs[len(segs)-1].first <= s.seq+1 {
-		active = len(segs) - 1
+	if t.active < 0 && len(segs) > 0 && segs[len(segs)-1].first <= s.seq+1 {
+		t.active = len(segs) - 1
 	}
-	s.recovery.Took = time.Since(start)
-	if readOnly {
-		s.log = memJournal{}
-		s.closed = false
-		return s, nil
-	}
-	w := &wal{dir: dir, wrap: opt.WrapFile, sync: !opt.NoSync}
+	return t, nil
+}
+
+// openWAL opens the log for appending where its replay ended: the active
+// segment cut back to its valid entries, or a new segment.
+func (s *Store) openWAL(segs []segment, t logTail) (*wal, error) {
+	opt := s.opt
+	w := &wal{dir: s.dir, wrap: opt.WrapFile, sync: !opt.NoSync}
 	switch {
-	case active >= 0 && !(torn && good == 0):
-		if fi, err := os.Stat(segs[active].path); err == nil && torn {
-			s.recovery.TornBytes = fi.Size() - good
+	case t.active >= 0 && !(t.torn && t.good == 0):
+		if fi, err := os.Stat(segs[t.active].path); err == nil && t.torn {
+			s.recovery.TornBytes = fi.Size() - t.good
 		}
-		if err := w.openActive(segs[active], good); err != nil {
+		if err := w.openActive(segs[t.active], t.good); err != nil {
 			return nil, err
 		}
-		if torn && !opt.NoSync {
+		if t.torn && !opt.NoSync {
 			if err := w.f.Sync(); err != nil {
 				w.close()
-				return nil, ioError("sync", segs[active].path, err)
+				return nil, ioError("sync", segs[t.active].path, err)
 			}
 		}
 	default:
-		if active >= 0 {
-			os.Remove(segs[active].path) // a segment whose creation was cut short
+		if t.active >= 0 {
+			os.Remove(segs[t.active].path) // a segment whose creation was cut short
 		}
 		if err := w.createSegment(s.seq + 1); err != nil {
 			return nil, err
 		}
 	}
-	s.log = &fileJournal{w: w, segSize: opt.SegmentSize, log: opt.Log}
-	return s, nil
+	return w, nil
 }
 
 // replay applies one log entry during open.
