@@ -206,12 +206,20 @@ func check(t *testing.T, fset *token.FileSet, path string) []finding {
 	return checkFile(fset, f)
 }
 
-func TestNoDeferredFuncReadsANamedResult(t *testing.T) {
-	root := moduleRoot(t)
-	files := moduleFiles(t, root)
+// sourceFiles returns the module's root and its non-test .go files
+// (moduleFiles), failing when there are suspiciously few.
+func sourceFiles(t *testing.T) (root string, files []string) {
+	t.Helper()
+	root = moduleRoot(t)
+	files = moduleFiles(t, root)
 	if len(files) < 50 {
 		t.Fatalf("found only %d .go files under %s", len(files), root)
 	}
+	return root, files
+}
+
+func TestNoDeferredFuncReadsANamedResult(t *testing.T) {
+	root, files := sourceFiles(t)
 	fset := token.NewFileSet()
 	for _, path := range files {
 		for _, f := range check(t, fset, path) {
