@@ -179,8 +179,22 @@ func (es epochStarts) supersedeLimits() map[int64]int64 {
 }
 
 // scan reads the topic from start up to hwm (exclusive), calling fn for
-// every record in per-partition order.
+// every record in per-partition order. A record deleted before it was read
+// fails the scan with ErrMissingRecords.
 func scan(ctx context.Context, src Source, start, hwm map[int]int64, fn func(p int, off int64, value []byte) error) error {
+	err := scanMessages(ctx, src, start, hwm, func(m kafkaio.Message) error { return fn(m.Partition, m.Offset, m.Value) })
+	var oor *kafkaio.OffsetOutOfRangeError
+	if ctx.Err() == nil && errors.As(err, &oor) && oor.Offset < oor.LogStart {
+		return fmt.Errorf("%w: %s starts at offset %d, the restore needs it from %d (records were deleted)",
+			ErrMissingRecords, src.Topic, oor.LogStart, oor.Offset)
+	}
+	return err
+}
+
+// scanMessages reads the topic from start (absent partitions: from their
+// first offset) up to hwm (exclusive), calling fn for every record but the
+// placeholders of skipped ones, in per-partition order.
+func scanMessages(ctx context.Context, src Source, start, hwm map[int]int64, fn func(kafkaio.Message) error) error {
 	pending := 0
 	for p, hw := range hwm {
 		if hw > start[p] && hw > 0 {
@@ -201,11 +215,6 @@ func scan(ctx context.Context, src Source, start, hwm map[int]int64, fn func(p i
 			if ctx.Err() != nil {
 				return err
 			}
-			var oor *kafkaio.OffsetOutOfRangeError
-			if errors.As(err, &oor) && oor.Offset < oor.LogStart {
-				return fmt.Errorf("%w: %s starts at offset %d, the restore needs it from %d (records were deleted)",
-					ErrMissingRecords, src.Topic, oor.LogStart, oor.Offset)
-			}
 			return fmt.Errorf("recovery: read %s: %w", src.Topic, err)
 		}
 		hw := hwm[m.Partition]
@@ -213,7 +222,7 @@ func scan(ctx context.Context, src Source, start, hwm map[int]int64, fn func(p i
 			continue
 		}
 		if !m.Skip {
-			if err := fn(m.Partition, m.Offset, m.Value); err != nil {
+			if err := fn(m); err != nil {
 				return err
 			}
 		}

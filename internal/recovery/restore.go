@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mvrepair/mvrepair/editlog"
+	"github.com/mvrepair/mvrepair/internal/kafkaio"
 	"github.com/mvrepair/mvrepair/internal/store"
 	"github.com/mvrepair/mvrepair/mvstate"
 )
@@ -255,44 +256,10 @@ func applyTail(ctx context.Context, st *store.Store, log Source, cp *editlog.Che
 	return err
 }
 
-// scanKeyed is scan with each record's key and a nil value for tombstones.
+// scanKeyed reads the whole topic up to hwm (exclusive) with each
+// record's key and a nil value for tombstones.
 func scanKeyed(ctx context.Context, src Source, hwm map[int]int64, fn func(off int64, key string, value []byte) error) error {
-	pending := 0
-	for _, hw := range hwm {
-		if hw > 0 {
-			pending++
-		}
-	}
-	if pending == 0 {
-		return nil
-	}
-	tail, err := src.Open(ctx, map[int]int64{})
-	if err != nil {
-		return fmt.Errorf("recovery: open %s: %w", src.Topic, err)
-	}
-	defer tail.Close()
-	for pending > 0 {
-		m, err := tail.Fetch(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return err
-			}
-			return fmt.Errorf("recovery: read %s: %w", src.Topic, err)
-		}
-		hw := hwm[m.Partition]
-		if m.Offset >= hw {
-			continue
-		}
-		if !m.Skip {
-			if err := fn(m.Offset, string(m.Key), m.Value); err != nil {
-				return err
-			}
-		}
-		if m.Offset+1 == hw {
-			pending--
-		}
-	}
-	return nil
+	return scanMessages(ctx, src, map[int]int64{}, hwm, func(m kafkaio.Message) error { return fn(m.Offset, string(m.Key), m.Value) })
 }
 
 // parseKey parses "<db_id>:<mv_id>".
