@@ -236,17 +236,6 @@ func (e *wireEntry) UnmarshalJSON(b []byte) error {
 	return (*mvstate.BasePartitionInfo)(e).UnmarshalJSON(b)
 }
 
-func toWire(p mvstate.PartitionMap) map[string]wireEntry {
-	if p == nil {
-		return nil
-	}
-	out := make(map[string]wireEntry, len(p))
-	for k, v := range p {
-		out[k] = wireEntry(v)
-	}
-	return out
-}
-
 func fromWire(p map[string]wireEntry) mvstate.PartitionMap {
 	if p == nil {
 		return nil

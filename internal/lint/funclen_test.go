@@ -25,8 +25,6 @@ var longFuncs = map[string]string{
 		"(a fuzz target checks it against the general decoder)",
 	"editlog/encode.go AppendRecord": "a codec: the record's fields written in the contract's order in one pass " +
 		"reads best whole (a fuzz test checks it against the generic encoding)",
-	"internal/store/store.go Store.Commit": "one commit's apply, encode, append and undo under its locks; " +
-		"kept whole while its speed is being tuned: split it once that work lands",
 }
 
 // longFunc is a function over maxFuncLines.

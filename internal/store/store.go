@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -195,81 +194,102 @@ func (s *Store) Commit(ctx context.Context, b Batch) (Result, error) {
 	if closed {
 		return Result{}, ErrClosed
 	}
-	var res Result
-	var applied []int
+	c := &commit{s: s, b: b}
 	keys, structural := editlog.Touches(b.Records)
-	err := s.state.Commit(ctx, mvstate.Batch{Touched: keys, Structural: structural,
-		Apply: func(tx *mvstate.Tx) error {
-			applied = applied[:0]
-			var err error
-			res.Counts, err = editlog.ApplyBatch(tx, b.Records, b.Mode, func(i int) { applied = append(applied, i) })
-			if err != nil {
-				return err
-			}
-			for _, o := range b.Offsets {
-				tx.SetOffset(o.Topic, o.Partition, o.Next)
-			}
-			for topic, next := range b.Reset {
-				tx.ResetOffsets(topic, next)
-			}
-			return nil
-		},
-		Persist: func(tx *mvstate.Tx) error {
-			e := entry{journalID: tx.JournalID(), epoch: tx.Epoch(), topic: b.PublishTo, offsets: tx.OffsetChanges(), dead: b.DeadLetters}
-			e.records = make([][]byte, len(applied))
-			for j, i := range applied {
-				if b.Encoded != nil {
-					e.records[j] = b.Encoded[i]
-				} else {
-					e.records[j] = editlog.AppendRecord(nil, b.Records[i])
-				}
-			}
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			e.seq = s.seq + 1
-			e.outboxFirst = s.outboxSeq + 1
-			e.ack = max(b.Ack, s.acked)
-			var n int64
-			if _, mem := s.log.(memJournal); !mem {
-				s.buf = e.encode(s.buf[:0])
-				var err error
-				if n, err = s.log.append(s.buf); err != nil {
-					return err
-				}
-				if cap(s.buf) > 8<<20 {
-					s.buf = nil // do not keep a huge batch's buffer
-				}
-			}
-			s.seq, res.Bytes = e.seq, n
-			s.sinceSnapshot += n
-			s.acked = e.ack
-			s.pruneOutbox()
-			next := e.outboxFirst
-			if b.PublishTo != "" {
-				for j, i := range applied {
-					m := recordMessage(b.PublishTo, next, b.Records[i], e.records[j])
-					s.outbox = append(s.outbox, m)
-					res.Outbox = append(res.Outbox, m)
-					next++
-				}
-			}
-			for _, m := range b.DeadLetters {
-				m.Seq = next
-				s.outbox = append(s.outbox, m)
-				res.Outbox = append(res.Outbox, m)
-				next++
-			}
-			s.outboxSeq = next - 1
-			return nil
-		}})
+	err := s.state.Commit(ctx, mvstate.Batch{Touched: keys, Structural: structural, Apply: c.apply, Persist: c.persist})
 	if err != nil {
 		return Result{}, err
 	}
-	for _, i := range applied {
-		res.Applied = append(res.Applied, b.Records[i])
+	for _, i := range c.applied {
+		c.res.Applied = append(c.res.Applied, b.Records[i])
 	}
 	s.maybeSnapshot()
-	return res, nil
+	return c.res, nil
+}
+
+// commit is one Commit's work, in the two steps mvstate.State.Commit runs
+// under the batch's locks.
+type commit struct {
+	s       *Store
+	b       Batch
+	res     Result
+	applied []int // indexes of the records that applied
+}
+
+// apply changes the in-memory state: the records, then the offsets.
+func (c *commit) apply(tx *mvstate.Tx) error {
+	c.applied = c.applied[:0]
+	var err error
+	c.res.Counts, err = editlog.ApplyBatch(tx, c.b.Records, c.b.Mode, func(i int) { c.applied = append(c.applied, i) })
+	if err != nil {
+		return err
+	}
+	for _, o := range c.b.Offsets {
+		tx.SetOffset(o.Topic, o.Partition, o.Next)
+	}
+	for topic, next := range c.b.Reset {
+		tx.ResetOffsets(topic, next)
+	}
+	return nil
+}
+
+// persist appends the batch's log entry (one fdatasync) and queues its
+// outbox; an error undoes apply.
+func (c *commit) persist(tx *mvstate.Tx) error {
+	s, b := c.s, c.b
+	e := entry{journalID: tx.JournalID(), epoch: tx.Epoch(), topic: b.PublishTo, offsets: tx.OffsetChanges(), dead: b.DeadLetters}
+	e.records = make([][]byte, len(c.applied))
+	for j, i := range c.applied {
+		if b.Encoded != nil {
+			e.records[j] = b.Encoded[i]
+		} else {
+			e.records[j] = editlog.AppendRecord(nil, b.Records[i])
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e.seq = s.seq + 1
+	e.outboxFirst = s.outboxSeq + 1
+	e.ack = max(b.Ack, s.acked)
+	n, err := s.appendEntry(&e)
+	if err != nil {
+		return err
+	}
+	s.seq, c.res.Bytes = e.seq, n
+	s.sinceSnapshot += n
+	s.acked = e.ack
+	s.pruneOutbox()
+	next := e.outboxFirst
+	if b.PublishTo != "" {
+		for j, i := range c.applied {
+			m := recordMessage(b.PublishTo, next, b.Records[i], e.records[j])
+			s.outbox = append(s.outbox, m)
+			c.res.Outbox = append(c.res.Outbox, m)
+			next++
+		}
+	}
+	for _, m := range b.DeadLetters {
+		m.Seq = next
+		s.outbox = append(s.outbox, m)
+		c.res.Outbox = append(c.res.Outbox, m)
+		next++
+	}
+	s.outboxSeq = next - 1
+	return nil
+}
+
+// appendEntry encodes e into the reused buffer and appends it to the log
+// (a memory store writes nothing). Callers hold commitMu and mu.
+func (s *Store) appendEntry(e *entry) (int64, error) {
+	if _, mem := s.log.(memJournal); mem {
+		return 0, nil
+	}
+	s.buf = e.encode(s.buf[:0])
+	n, err := s.log.append(s.buf)
+	if cap(s.buf) > 8<<20 {
+		s.buf = nil // do not keep a huge batch's buffer
+	}
+	return n, err
 }
 
 // pruneOutbox drops acknowledged messages. Callers hold mu.
@@ -643,9 +663,6 @@ func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
 }
-
-// storeDir is the live store's directory in a state dir.
-func storeDir(stateDir string) string { return filepath.Join(stateDir, "store") }
 
 // Load fills an empty store that no other goroutine uses yet (a restore
 // building it): each calls add for every MV, with the journal id of the
