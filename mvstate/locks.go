@@ -37,12 +37,4 @@ func sortKeys(keys []MVKey) []MVKey {
 }
 
 // compareKeys orders keys by (db_id, mv_id): the lock order.
-func compareKeys(a, b MVKey) int {
-	switch {
-	case a.Less(b):
-		return -1
-	case b.Less(a):
-		return 1
-	}
-	return 0
-}
+func compareKeys(a, b MVKey) int { return a.Compare(b) }

@@ -10,6 +10,7 @@
 package mvstate
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -111,6 +112,12 @@ func (k MVKey) Less(o MVKey) bool {
 		return k.DBID < o.DBID
 	}
 	return k.MVID < o.MVID
+}
+
+// Compare orders keys by (db_id, mv_id), for slices.SortFunc and
+// slices.BinarySearchFunc: -1, 0 or +1.
+func (k MVKey) Compare(o MVKey) int {
+	return cmp.Or(cmp.Compare(k.DBID, o.DBID), cmp.Compare(k.MVID, o.MVID))
 }
 
 // String renders the key as "db_id:mv_id", the edit-log and catalog topic key.
