@@ -20,6 +20,8 @@ func TestBrokerKill9AndRestart_readyzTurns503AndTheWriterResumesWithNothingLost(
 	br := e.Broker(false)
 	cfg := faultConfig(e, "broker-kill")
 	s := newScene(t, e, cfg)
+	// A broker that is away refuses nothing: the writer waits for it.
+	s.forbidden = append(s.forbidden, "the broker refuses the outbox")
 	o := s.outage(br.Kill, brokerDown, br.Restart, "broker unreachable", "consumer group not joined")
 	s.finish()
 	report(t, e, cfg, "broker-kill9", "detect_ms", o.detect(), "down_ms", o.clearing.Sub(o.injected),
@@ -31,6 +33,8 @@ func TestBrokerFrozenPastTheSessionTimeout_readyzTurns503AndTheWriterResumesWith
 	br := e.Broker(true)
 	cfg := faultConfig(e, "broker-pause")
 	s := newScene(t, e, cfg)
+	// A broker that is away refuses nothing: the writer waits for it.
+	s.forbidden = append(s.forbidden, "the broker refuses the outbox")
 	// Long past the session timeout: the group's members have all expired
 	// when the broker thaws.
 	hold := max(10*time.Second, 3*cfg.Kafka.SessionTimeout)

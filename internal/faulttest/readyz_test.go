@@ -193,14 +193,14 @@ func (p *probe) reasons(from, to time.Time) []string {
 		if s.sent.Before(from) || !s.sent.Before(to) {
 			continue
 		}
-		k := fmt.Sprintf("%d %s", s.code, strings.TrimSpace(s.body))
+		body := strings.TrimSpace(s.body)
+		if i := strings.Index(body, ": "); i >= 0 {
+			body = body[:i]
+		}
+		k := fmt.Sprintf("%d %s", s.code, digits.ReplaceAllString(body, "N"))
 		if s.code == 0 {
 			k = "no answer"
 		}
-		if i := strings.Index(k, ": "); i >= 0 {
-			k = k[:i]
-		}
-		k = digits.ReplaceAllString(k, "N")
 		if n[k] == 0 {
 			order = append(order, k)
 		}

@@ -24,6 +24,10 @@ type scene struct {
 	addr    string
 	probe   *probe
 	load    *load
+	// forbidden are log messages the writer must not log (checked by
+	// finish): what would send an operator after a problem that is not
+	// there.
+	forbidden []string
 }
 
 // newScene starts the writer on cfg (topics created), applies the catalog,
@@ -31,7 +35,7 @@ type scene struct {
 // applies input and /readyz says ready.
 func newScene(t *testing.T, e *testkit.Env, cfg *config.Config) *scene {
 	t.Helper()
-	s := &scene{t: t, e: e, cfg: cfg, w: newWorkload(t)}
+	s := &scene{t: t, e: e, cfg: cfg, w: newWorkload(t), forbidden: []string{"fatal: stopping the service"}}
 	tp := cfg.Kafka.Topics
 	s.catalog = s.w.catalog(t, tp.Catalog)
 	s.c = e.StartChild(cfg, "writer")
@@ -125,6 +129,11 @@ func (s *scene) finish() {
 	s.probe.waitFirst(t, time.Now(), testkit.WaitShort, "200 once caught up", sample.ready, s.c.Exited)
 	s.probe.Stop()
 	s.c.Terminate(s.cfg.ShutdownTimeout + 10*time.Second)
+	for _, f := range s.forbidden {
+		if ls := logLines(t, s.e.LogPath(s.c.Name), f); len(ls) > 0 {
+			t.Errorf("the writer logged %q %d times (first at %s: %v)", f, len(ls), ls[0].at.Format("15:04:05.000"), ls[0].fields["error"])
+		}
+	}
 	t.Logf("%d input records (%d malformed)", len(input), len(input)/badEvery)
 	s.e.CheckFinalState(s.cfg, s.catalog, input)
 	checkDLQ(t, s.e, s.cfg)
