@@ -28,6 +28,12 @@ type scene struct {
 	// finish): what would send an operator after a problem that is not
 	// there.
 	forbidden []string
+	// recovered is when the writer was seen committing input again after
+	// the last fault (zero: no fault yet): from then on /readyz must stay
+	// 200 (checked by finish). Not from the first 200 after the fault: a
+	// writer thawed with the broker still believes it is a member, and
+	// learns otherwise only from the broker's next answer.
+	recovered time.Time
 }
 
 // newScene starts the writer on cfg (topics created), applies the catalog,
@@ -108,7 +114,8 @@ func (s *scene) outage(inject func(), hold time.Duration, clear func(), reasons 
 	o.cleared = time.Now()
 	o.readyAgain = s.probe.waitFirst(t, o.clearing, testkit.WaitLong, "200", sample.ready, s.c.Exited)
 	o.applying = waitApplying(s.e, s.cfg, s.c.Exited)
-	t.Logf("/readyz from the fault to recovery: %s", s.probe.counts(o.injected))
+	s.recovered = o.applying
+	t.Logf("/readyz from the end of the fault to applying again: %s", strings.Join(s.probe.reasons(o.clearing, o.applying), "; "))
 	return o
 }
 
@@ -128,6 +135,16 @@ func (s *scene) finish() {
 	})
 	s.probe.waitFirst(t, time.Now(), testkit.WaitShort, "200 once caught up", sample.ready, s.c.Exited)
 	s.probe.Stop()
+	if !s.recovered.IsZero() {
+		// Applying again means recovered: no relapse into 503 (say, a
+		// moving partition leader taken for a refusal).
+		for _, smp := range s.probe.all() {
+			if smp.sent.After(s.recovered) && smp.unready() {
+				t.Errorf("the writer applied input again after the fault, then /readyz said %v", smp)
+				break
+			}
+		}
+	}
 	s.c.Terminate(s.cfg.ShutdownTimeout + 10*time.Second)
 	for _, f := range s.forbidden {
 		if ls := logLines(t, s.e.LogPath(s.c.Name), f); len(ls) > 0 {
