@@ -223,7 +223,9 @@ func (p *Producer) Publish(ctx context.Context, msgs ...Message) error {
 // of the cluster is stale: kafka-go found no leader for a partition in its
 // cached metadata (protocol.ErrNoLeader), or the broker answered that the
 // route is wrong (staleRouting).
-func staleProduceRoute(err error) bool { return errors.Is(err, protocol.ErrNoLeader) || staleRouting(err) }
+func staleProduceRoute(err error) bool {
+	return errors.Is(err, protocol.ErrNoLeader) || staleRouting(err)
+}
 
 // flushMetadata drops the producer's connection pool so that the next
 // publish fetches metadata at once: kafka-go serves a pool's metadata from
