@@ -59,6 +59,18 @@ func TestStateDiskFull_readyzTurns503NothingIsDeadLetteredAndTheWriterResumesWhe
 			t.Fatal(err)
 		}
 	}, "no space left on device")
+	// The stall is logged when it starts and when it ends, not every
+	// second it lasts.
+	back := waitLogLine(t, e.LogPath(s.c.Name), "no longer stalled", o.clearing, s.c.Exited)
+	stalls := 0
+	for _, l := range logLines(t, e.LogPath(s.c.Name), "stalled: not ready until it makes progress again") {
+		if l.at.After(o.injected) && l.at.Before(back.at) {
+			stalls++
+		}
+	}
+	if stalls != 1 {
+		t.Errorf("the writer logged the stall %d times during one full disk, want once (and once that it ended)", stalls)
+	}
 	s.finish()
 	report(t, e, cfg, "disk-full", "detect_ms", o.detect(), "full_ms", o.clearing.Sub(o.injected),
 		"ready_ms", o.ready(), "applying_ms", o.applyingAfter())
