@@ -13,6 +13,7 @@
 #   scripts/kafka-broker.sh stop
 #   scripts/kafka-broker.sh status
 #   scripts/kafka-broker.sh versions
+#   scripts/kafka-broker.sh kill9 | restart | pause | resume
 #
 #   start     fetch Kafka V (first time only), format a fresh KRaft data dir,
 #             start the broker in the background and wait until it serves
@@ -23,6 +24,17 @@
 #   status    print whether the broker runs and answers.
 #   versions  print the newest 4.x and 3.9.x on Maven Central, as
 #             "4.x <version>" and "3.9.x <version>".
+#
+#   Faults, for the fault suite (internal/faulttest, KAFKA_BROKER_CONTROL):
+#   kill9     SIGKILL the running broker (a crash: no clean shutdown) and wait
+#             until it is gone; its data dir is kept.
+#   restart   start the broker of the last `start` again on its data dir as
+#             it is (no format: the topics, records and group offsets of
+#             before), with the same version, ports and settings, and wait
+#             until it serves requests; a running broker is stopped first.
+#   pause     SIGSTOP the broker (frozen: connections stay open, nothing is
+#             answered, like a long GC pause or a hung host).
+#   resume    SIGCONT a paused broker.
 #
 #   --version V   Kafka version (default: $MVREPAIR_KAFKA_VERSION, else 4.4.0).
 #                 "latest" / "latest-4" = newest 4.x, "latest-3.9" = newest
@@ -477,6 +489,68 @@ log_opts() { # $1 = major version, $2 = log file
   printf '%s\n' "-Dmvrepair.kafka.logfile=$2"
 }
 
+# launch_broker VERSION LIBS MAJOR PORT CPORT PROBE_PORT: start the broker of
+# $KDIR/server.properties in the background (its data dir as it is: start
+# formats it first, restart does not) and wait until it serves requests.
+# Sets pid; exits non-zero (with the last log lines) on failure.
+launch_broker() {
+  local version=$1 libs=$2 major=$3 port=$4 cport=$5 probe_port=$6 o
+  # Minimal JVM flags, in the spirit of kafka-run-class.sh, sized for CI.
+  local -a jvm=()
+  read -r -a jvm <<<"$HEAP_OPTS"
+  jvm+=(
+    -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35
+    -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError
+    -Djava.awt.headless=true -Djava.net.preferIPv4Stack=true
+    "-Dkafka.logs.dir=$KDIR/logs"
+  )
+  while IFS= read -r o; do jvm+=("$o"); done < <(log_opts "$major" "$KDIR/logs/server.log")
+  local -a extra_opts=()
+  read -r -a extra_opts <<<"${MVREPAIR_KAFKA_JAVA_OPTS:-}"
+  jvm+=(${extra_opts[@]+"${extra_opts[@]}"})
+
+  # server.log is appended to across restarts: look for the start line
+  # only in what this run writes.
+  local log_from=0
+  [[ -f $KDIR/logs/server.log ]] && log_from=$(stat -c %s "$KDIR/logs/server.log")
+  log "starting Kafka $version (KRaft, broker+controller) on 127.0.0.1:$port, controller 127.0.0.1:$cport"
+  nohup "$JAVA" "${jvm[@]}" -cp "$libs/*" kafka.Kafka "$KDIR/server.properties" \
+    </dev/null >"$KDIR/kafka.out" 2>&1 &
+  pid=$!
+  echo "$pid" >"$PID_FILE"
+  disown "$pid" 2>/dev/null || true
+
+  local deadline=$((SECONDS + START_TIMEOUT)) started=0
+  while :; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      log "broker process $pid exited during startup"
+      show_failure_logs
+      rm -f "$PID_FILE"
+      exit 1
+    fi
+    if (( !started )) && { tail -c +$((log_from + 1)) "$KDIR/logs/server.log" 2>/dev/null; cat "$KDIR/kafka.out" 2>/dev/null; } |
+        grep -qE 'Kafka Server started|started \(kafka\.server\.KafkaRaftServer\)'; then
+      started=1
+    fi
+    if (( started == 1 )) && kafka_probe "$probe_port"; then
+      started=2
+    fi
+    if (( started == 2 )) && group_coordinator_ready "$probe_port"; then
+      started=3
+    fi
+    if (( started == 3 )) && { [[ $SECURITY == plaintext ]] || tls_probe "$port"; }; then
+      break
+    fi
+    if (( SECONDS >= deadline )); then
+      log "broker not ready after ${START_TIMEOUT}s"
+      show_failure_logs
+      stop_pid "$pid"
+      exit 1
+    fi
+    sleep 0.25
+  done
+}
+
 cmd_start() {
   local version="${MVREPAIR_KAFKA_VERSION:-$DEFAULT_VERSION}"
   local port="${MVREPAIR_KAFKA_PORT:-${PORT:-19092}}"
@@ -597,56 +671,7 @@ cmd_start() {
     exit 1
   fi
 
-  # Minimal JVM flags, in the spirit of kafka-run-class.sh, sized for CI.
-  local -a jvm=()
-  read -r -a jvm <<<"$HEAP_OPTS"
-  jvm+=(
-    -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35
-    -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError
-    -Djava.awt.headless=true -Djava.net.preferIPv4Stack=true
-    "-Dkafka.logs.dir=$KDIR/logs"
-  )
-  while IFS= read -r o; do jvm+=("$o"); done < <(log_opts "$major" "$KDIR/logs/server.log")
-  local -a extra_opts=()
-  read -r -a extra_opts <<<"${MVREPAIR_KAFKA_JAVA_OPTS:-}"
-  jvm+=(${extra_opts[@]+"${extra_opts[@]}"})
-
-  log "starting Kafka $version (KRaft, broker+controller) on 127.0.0.1:$port, controller 127.0.0.1:$cport"
-  nohup "$JAVA" "${jvm[@]}" -cp "$libs/*" kafka.Kafka "$KDIR/server.properties" \
-    </dev/null >"$KDIR/kafka.out" 2>&1 &
-  pid=$!
-  echo "$pid" >"$PID_FILE"
-  disown "$pid" 2>/dev/null || true
-
-  local deadline=$((SECONDS + START_TIMEOUT)) started=0
-  while :; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      log "broker process $pid exited during startup"
-      show_failure_logs
-      rm -f "$PID_FILE"
-      exit 1
-    fi
-    if (( !started )) && grep -qE 'Kafka Server started|started \(kafka\.server\.KafkaRaftServer\)' \
-        "$KDIR/logs/server.log" "$KDIR/kafka.out" 2>/dev/null; then
-      started=1
-    fi
-    if (( started == 1 )) && kafka_probe "$probe_port"; then
-      started=2
-    fi
-    if (( started == 2 )) && group_coordinator_ready "$probe_port"; then
-      started=3
-    fi
-    if (( started == 3 )) && { [[ $SECURITY == plaintext ]] || tls_probe "$port"; }; then
-      break
-    fi
-    if (( SECONDS >= deadline )); then
-      log "broker not ready after ${START_TIMEOUT}s"
-      show_failure_logs
-      stop_pid "$pid"
-      exit 1
-    fi
-    sleep 0.25
-  done
+  launch_broker "$version" "$libs" "$major" "$port" "$cport" "$probe_port"
   t1=$(date +%s.%N)
   log "ready in $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}')s (pid $pid, logs in $KDIR/logs)"
   if [[ $SECURITY == plaintext ]]; then
@@ -727,6 +752,7 @@ print_client_settings() {
 
 stop_pid() { # $1 = pid
   local p=$1 i
+  kill -CONT "$p" 2>/dev/null || true   # a paused broker cannot act on SIGTERM
   kill -TERM "$p" 2>/dev/null || true
   for (( i = 0; i < 300; i++ )); do
     kill -0 "$p" 2>/dev/null || break
@@ -774,6 +800,48 @@ cmd_status() {
   return 1
 }
 
+cmd_kill9() {
+  local pid i
+  pid=$(running_pid) || die "no broker running (nothing to kill)"
+  kill -KILL "$pid" 2>/dev/null || true
+  for (( i = 0; i < 100; i++ )); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -0 "$pid" 2>/dev/null && die "broker $pid still alive 10s after SIGKILL"
+  rm -f "$PID_FILE"
+  echo "kafka broker killed (SIGKILL, pid $pid); data kept in $KDIR/data"
+}
+
+cmd_restart() {
+  local pid version port cport libs probe_port major t0 t1
+  [[ -f $STATE_FILE && -f $KDIR/server.properties && -d $KDIR/data ]] ||
+    die "no broker to restart in $KDIR (run '$0 start' first)"
+  if pid=$(running_pid); then
+    log "stopping broker (pid $pid) before the restart"
+    stop_pid "$pid"
+  fi
+  version=$(state_get version); port=$(state_get port); cport=$(state_get controller_port)
+  libs=$(state_get libs); probe_port=$(state_get probe_port)
+  SECURITY=$(state_get security); TLS_DIR=$(state_get tls_dir)
+  [[ -f $libs/.complete ]] || die "the jars of Kafka $version are gone from $libs"
+  major=${version%%.*}
+  port_in_use "$port" && die "127.0.0.1:$port is already in use"
+  port_in_use "$cport" && die "127.0.0.1:$cport (controller) is already in use"
+  t0=$(date +%s.%N)
+  launch_broker "$version" "$libs" "$major" "$port" "$cport" "$probe_port"
+  t1=$(date +%s.%N)
+  log "ready in $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}')s (pid $pid, logs in $KDIR/logs)"
+  echo "kafka broker $version restarted on 127.0.0.1:$port (data kept)"
+}
+
+cmd_signal() { # $1 = STOP|CONT, $2 = what it does (for the message)
+  local pid
+  pid=$(running_pid) || die "no broker running"
+  kill -"$1" "$pid" || die "cannot send SIG$1 to $pid"
+  echo "kafka broker $2 (SIG$1, pid $pid)"
+}
+
 main() {
   local cmd=${1:-}
   (( $# )) && shift
@@ -782,6 +850,10 @@ main() {
     stop)     cmd_stop ;;
     status)   cmd_status ;;
     versions) cmd_versions ;;
+    kill9)    cmd_kill9 ;;
+    restart)  cmd_restart ;;
+    pause)    cmd_signal STOP paused ;;
+    resume)   cmd_signal CONT resumed ;;
     -h|--help|help) usage ;;
     *) usage >&2; exit 2 ;;
   esac

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
 )
 
 // Sentinel errors. Returned errors wrap them (errors.Is) together with the
@@ -206,6 +207,9 @@ func IsTransient(err error) bool {
 
 	switch {
 	case errors.Is(err, context.DeadlineExceeded),
+		// kafka-go's own: the metadata shows no leader for the partition
+		// (a leader election, a broker restarting or fenced for a moment).
+		errors.Is(err, protocol.ErrNoLeader),
 		errors.Is(err, io.ErrUnexpectedEOF),
 		errors.Is(err, io.EOF),
 		errors.Is(err, net.ErrClosed),

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
 )
 
 // Producer defaults.
@@ -195,6 +196,9 @@ func (p *Producer) Publish(ctx context.Context, msgs ...Message) error {
 		kms[i].WriterData = &results[i]
 	}
 	if err := p.w.WriteMessages(ctx, kms...); err != nil {
+		if anyError(err, staleProduceRoute) {
+			p.flushMetadata()
+		}
 		if tooLarge := p.tooLarge(ctx, msgs, kms, err); tooLarge != nil {
 			return tooLarge
 		}
@@ -213,6 +217,26 @@ func (p *Producer) Publish(ctx context.Context, msgs ...Message) error {
 		}
 	}
 	return nil
+}
+
+// staleProduceRoute reports a produce error meaning that the pool's view
+// of the cluster is stale: kafka-go found no leader for a partition in its
+// cached metadata (protocol.ErrNoLeader), or the broker answered that the
+// route is wrong (staleRouting).
+func staleProduceRoute(err error) bool {
+	return errors.Is(err, protocol.ErrNoLeader) || staleRouting(err)
+}
+
+// flushMetadata drops the producer's connection pool so that the next
+// publish fetches metadata at once: kafka-go serves a pool's metadata from
+// its cache, refreshed at a random moment within MetadataTTL (6s) and never
+// on an error, so a partition cached without a leader (an election, a
+// broker restarting or fenced for a moment) stays unroutable for up to 6s
+// after it has one again. Requests in flight finish on their connections.
+func (p *Producer) flushMetadata() {
+	if t, ok := p.w.Transport.(*kafka.Transport); ok {
+		t.CloseIdleConnections()
+	}
 }
 
 // tooLarge turns a size refusal into a *MessageTooLargeError, or returns nil

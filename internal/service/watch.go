@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"regexp"
 	"time"
 
 	"github.com/mvrepair/mvrepair/internal/kafkaio"
@@ -45,13 +46,17 @@ func (s *Service) watch(ctx context.Context) {
 		if err := s.watchdog.Check(); err != nil {
 			stall = err.Error()
 		}
+		// A stall is logged when it starts, when its reasons change, and
+		// when it ends; not every second it lasts (its reasons say for how
+		// long: compared without that).
+		key := stallFor.ReplaceAllString(stall, "")
 		switch {
-		case stall != "" && stall != lastStall:
+		case stall != "" && key != lastStall:
 			s.log.Error().Str("reason", stall).Msg("stalled: not ready until it makes progress again")
 		case stall == "" && lastStall != "":
 			s.log.Info().Msg("no longer stalled")
 		}
-		lastStall = stall
+		lastStall = key
 		s.Metrics.SetReady(s.ready() == nil)
 		logs.flush()
 		select {
@@ -91,6 +96,11 @@ func (s *Service) measureLag(ctx context.Context) {
 	s.Metrics.SetFollowerLag(behind)
 	s.followerHealth.Pending(behind > 0 && s.joined.Load() && !s.restoring.Load())
 }
+
+// stallFor matches how long a stall has lasted in the watchdog's reasons
+// ("writer stalled for 12s: ...", "no progress for 1m5s with work
+// pending").
+var stallFor = regexp.MustCompile(` for [0-9][0-9hmsµn.]*`)
 
 // logFlusher flushes the log hooks' summaries while the service idles.
 type logFlusher struct{ s *Service }

@@ -17,4 +17,6 @@
 //	ITEST_LOG_LEVEL          the services' log level (default info); logs
 //	                         go to files printed when a test fails
 //	ITEST_SEED               the seed of random workloads and kill moments
+//	KAFKA_BROKER_CONTROL     scripts/kafka-broker.sh: lets Env.Broker kill,
+//	                         restart, pause and resume the external broker
 package testkit

@@ -351,6 +351,9 @@ func RunChild(t *testing.T) {
 	if mode := os.Getenv(KillAtCommitEnv); mode != "" {
 		opt.WrapFile = killAroundCommit(t, mode)
 	}
+	if trigger := os.Getenv(PauseAtCommitEnv); trigger != "" {
+		opt.WrapFile = pauseAtCommit(trigger)
+	}
 	svc, err := service.Open(ctx, &cfg, log, opt)
 	if err != nil {
 		t.Fatalf("open: %v", err)
