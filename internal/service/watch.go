@@ -13,22 +13,25 @@ import (
 // keeps the state and stall metrics current, and logs stalls when they
 // start and end.
 func (s *Service) watch(ctx context.Context) {
-	tick := min(s.cfg.Metrics.LagInterval, time.Second, s.cfg.Health.StallTimeout/4)
-	t := time.NewTicker(max(tick, 100*time.Millisecond))
+	tick := max(min(s.cfg.Metrics.LagInterval, time.Second, s.cfg.Health.StallTimeout/4), 100*time.Millisecond)
+	t := time.NewTicker(tick)
+	// A tick may come a little early: what is due every second (the ping)
+	// or every interval is done when at most a quarter tick is left.
+	slack := tick / 4
 	defer t.Stop()
 	var lastLag, lastPing, lastState time.Time
 	var lastStall string
 	logs := newLogFlusher(s)
 	for {
 		now := time.Now()
-		if now.Sub(lastPing) >= time.Second {
+		if now.Sub(lastPing) >= time.Second-slack {
 			lastPing = now
 			pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 			err := s.kafka.Admin.Ping(pctx)
 			cancel()
 			s.brokerErr.Store(errBox{err})
 		}
-		if b := s.brokerErr.Load().(errBox); b.err == nil && now.Sub(lastLag) >= s.cfg.Metrics.LagInterval {
+		if b := s.brokerErr.Load().(errBox); b.err == nil && now.Sub(lastLag) >= s.cfg.Metrics.LagInterval-slack {
 			lastLag = now
 			s.measureLag(ctx)
 		}
