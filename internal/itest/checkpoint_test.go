@@ -31,6 +31,7 @@ func TestCheckpoint_journalStaysBoundedAndARestoreFromTheCheckpointEqualsTheLive
 
 	in := e.StartService(cfg, "run-1")
 	e.Publish(catalog...)
+	e.WaitApplied(in.State, tp.Catalog) // two topics, no order between them
 	// Over several seconds: the writer checks once a second whether a
 	// checkpoint is due.
 	if err := e.PublishPaced(input, 50, 100*time.Millisecond); err != nil {

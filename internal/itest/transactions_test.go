@@ -60,6 +60,8 @@ type txnRig struct {
 	in  *testkit.Instance
 	rz  *readyzWatch
 
+	plainCl *kgo.Client // non-transactional producer (see plain)
+
 	catalog, input []kafkaio.Message // committed records, in the order written
 	committed      map[position]bool // the committed records (plain ones included)
 	aborted        map[position]bool // the records of aborted transactions
@@ -92,14 +94,47 @@ func (r *txnRig) start() {
 	}
 }
 
-// plain writes msgs with the Env's (non-transactional) producer.
+// plain writes msgs outside any transaction, with an idempotent kgo
+// producer rather than the Env's: the test counts every offset, and the
+// Env's Publish may write a set twice when a first attempt fails in part
+// (a real broker refuses records for a topic it has just created until its
+// metadata has spread).
 func (r *txnRig) plain(msgs ...kafkaio.Message) {
 	r.t.Helper()
-	r.e.Publish(msgs...)
-	for _, m := range msgs {
+	if r.plainCl == nil {
+		cl, err := kgo.NewClient(append(r.e.KgoOpts(), kgo.ClientID("itest-plain"))...)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		r.t.Cleanup(cl.Close)
+		r.plainCl = cl
+	}
+	for _, m := range produce(r.t, r.plainCl, msgs) {
 		r.commit(m)
 		r.wrote(m)
 	}
+}
+
+// produce writes msgs in one request (one batch per partition), keyed and
+// partitioned by kgo's default partitioner (murmur2 of the key, as the Java
+// client and kafkaio's producer do), and returns them placed.
+func produce(t *testing.T, cl *kgo.Client, msgs []kafkaio.Message) []kafkaio.Message {
+	t.Helper()
+	recs := make([]*kgo.Record, len(msgs))
+	for i, m := range msgs {
+		recs[i] = &kgo.Record{Topic: m.Topic, Key: m.Key, Value: m.Value}
+	}
+	if err := cl.ProduceSync(testkit.Ctx(t, testkit.WaitLong), recs...).FirstErr(); err != nil {
+		t.Fatalf("produce %d records: %v", len(msgs), err)
+	}
+	// ProduceSync's results come in the order the partitions completed:
+	// the records themselves carry their placement.
+	out := make([]kafkaio.Message, len(msgs))
+	for i, rec := range recs {
+		out[i] = msgs[i]
+		out[i].Partition, out[i].Offset = int(rec.Partition), rec.Offset
+	}
+	return out
 }
 
 // commit records m as committed.
@@ -146,24 +181,10 @@ func (p *txnProducer) begin() {
 	p.open, p.touched = nil, map[tpart]bool{}
 }
 
-// write produces msgs in one request (one batch per partition), keyed and
-// partitioned by kgo's default partitioner (murmur2 of the key, as the
-// Java client and kafkaio's producer do).
+// write produces msgs in the open transaction (see produce).
 func (p *txnProducer) write(msgs ...kafkaio.Message) {
 	p.r.t.Helper()
-	recs := make([]*kgo.Record, len(msgs))
-	for i, m := range msgs {
-		recs[i] = &kgo.Record{Topic: m.Topic, Key: m.Key, Value: m.Value}
-	}
-	ctx := testkit.Ctx(p.r.t, testkit.WaitLong)
-	if err := p.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		p.r.t.Fatalf("transactional produce of %d records: %v", len(msgs), err)
-	}
-	// ProduceSync's results come in the order the partitions completed:
-	// the records themselves carry their placement.
-	for i, rec := range recs {
-		m := msgs[i]
-		m.Partition, m.Offset = int(rec.Partition), rec.Offset
+	for _, m := range produce(p.r.t, p.cl, msgs) {
 		p.open = append(p.open, m)
 		p.touched[tpart{m.Topic, m.Partition}] = true
 		p.r.wrote(m)
