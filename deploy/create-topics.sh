@@ -2,7 +2,7 @@
 # create-topics.sh - create the five topics mvrepair uses, once, before the
 # consumers start (the topic-init service of docker-compose.yml).
 #
-# It creates what service.TopicSpecs would (DESIGN.md §6-§7), so the consumers
+# It creates what service.TopicSpecs would (docs/design.md §6-§7), so the consumers
 # can run with MVREPAIR_KAFKA_CREATE_TOPICS=false:
 #   input, catalog, DLQ  kafka.partitions partitions
 #   edit log             1 partition (the journal is one total order),

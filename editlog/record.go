@@ -1,4 +1,4 @@
-// Package editlog defines the journal records of DESIGN.md §4 (topic
+// Package editlog defines the journal records of docs/design.md §4 (topic
 // mv-edit-log), their JSON encoding with the contract's field names, and
 // Apply: the one code path that turns a record into state changes, used by the
 // live writer, followers, rebuild and tests alike.
@@ -234,17 +234,6 @@ func (e wireEntry) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON implements json.Unmarshaler (ext fields default to -1).
 func (e *wireEntry) UnmarshalJSON(b []byte) error {
 	return (*mvstate.BasePartitionInfo)(e).UnmarshalJSON(b)
-}
-
-func toWire(p mvstate.PartitionMap) map[string]wireEntry {
-	if p == nil {
-		return nil
-	}
-	out := make(map[string]wireEntry, len(p))
-	for k, v := range p {
-		out[k] = wireEntry(v)
-	}
-	return out
 }
 
 func fromWire(p map[string]wireEntry) mvstate.PartitionMap {

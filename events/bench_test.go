@@ -7,7 +7,7 @@ import (
 )
 
 // BenchmarkDecode_partitionVersionChanged measures the hot path: decoding and
-// validating the DESIGN.md §4 partition_version_changed sample.
+// validating the docs/design.md §4 partition_version_changed sample.
 func BenchmarkDecode_partitionVersionChanged(b *testing.B) {
 	value := []byte(samplePartitionVersionChanged)
 	b.SetBytes(int64(len(value)))

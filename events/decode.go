@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	gojson "github.com/goccy/go-json"
 	"maps"
 	"reflect"
 	"slices"
@@ -50,7 +49,7 @@ import (
 // and the first failure is reported; map members are visited in sorted key
 // order, so the reported field is deterministic):
 //
-// partition_version_changed (DESIGN.md §4):
+// partition_version_changed (docs/design.md §4):
 //   - db_id > 0, table_id > 0, table_type non-empty. A table_type outside the
 //     native set is valid: rule §3.1 skips such tables with a warning.
 //   - emitted_at >= 0 (optional; 0 means absent).
@@ -148,28 +147,6 @@ func decode(value []byte) (Event, *DecodeError) {
 			"unknown kind %s (want partition_version_changed, external_table_recreated, mv_upserted, mv_refreshed or mv_dropped)",
 			clip(kind))}
 	}
-}
-
-// pvcKind is the JSON form of KindPartitionVersionChanged, as producers write it.
-const pvcKind = `"` + string(KindPartitionVersionChanged) + `"`
-
-// decodeFast is the hot path: one pass for a valid partition_version_changed
-// record, the bulk of the input. It returns nil for anything else (another
-// kind, kind not written plainly, any decode or validation failure), which
-// then takes the general path and gets its precise error there. For a record
-// it accepts, the general path would return an equal event: the only extra
-// member it decodes is "kind", which PartitionVersionChanged does not have.
-func decodeFast(value []byte) *PartitionVersionChanged {
-	var w struct {
-		Kind json.RawMessage `json:"kind"`
-		PartitionVersionChanged
-	}
-	if gojson.Unmarshal(value, &w) != nil || string(w.Kind) != pvcKind ||
-		validatePartitionVersionChanged(&w.PartitionVersionChanged) != nil {
-		return nil
-	}
-	e := w.PartitionVersionChanged
-	return &e
 }
 
 func decodePartitionVersionChanged(value []byte) (Event, *DecodeError) {

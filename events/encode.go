@@ -16,7 +16,7 @@ const (
 	TopicRoleCatalog = "catalog"
 )
 
-// TopicRoleOf returns the topic a kind travels on (DESIGN.md §4):
+// TopicRoleOf returns the topic a kind travels on (docs/design.md §4):
 // TopicRoleInput for partition_version_changed and external_table_recreated,
 // TopicRoleCatalog for mv_upserted, mv_refreshed and mv_dropped, and "" for
 // any other kind.
@@ -31,7 +31,7 @@ func TopicRoleOf(k Kind) string {
 	}
 }
 
-// Key returns the Kafka message key of an event (DESIGN.md §4):
+// Key returns the Kafka message key of an event (docs/design.md §4):
 // "<db_id>:<table_id>" for partition_version_changed,
 // "<catalog>.<db_name>.<table_name>" for external_table_recreated and
 // "<db_id>:<mv_id>" for the catalog kinds. It returns "" for a nil event, an
@@ -62,7 +62,7 @@ func Key(e Event) string {
 	return ""
 }
 
-// Encode renders an event as its DESIGN.md §4 JSON document: "kind" first,
+// Encode renders an event as its docs/design.md §4 JSON document: "kind" first,
 // then the kind's fields. Optional fields at their zero value (source,
 // table_name, emitted_at, an absent last_version_time) are omitted; nil
 // collections are written empty; the mv object and the version maps use the

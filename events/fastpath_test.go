@@ -47,3 +47,29 @@ func TestDecodeFast_leavesOtherRecordsToTheGeneralPath(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeFast_fieldTablesMatchTheSwitches(t *testing.T) {
+	for i, f := range pvcFields {
+		if got := pvcField([]byte(f)); got != i {
+			t.Errorf("pvcField(%q) = %d, want %d", f, got, i)
+		}
+	}
+	for i, f := range partFields {
+		if got := partField([]byte(f)); got != i {
+			t.Errorf("partField(%q) = %d, want %d", f, got, i)
+		}
+	}
+	for key, want := range map[string]int{"Kind": -2, "DB_ID": -2, "extra": -1, "kinds": -1, "kınd": -2} {
+		if got := pvcField([]byte(key)); got != want {
+			t.Errorf("pvcField(%q) = %d, want %d", key, got, want)
+		}
+	}
+}
+
+func TestDecodeFast_takesAnEventWithAnExtraMember(t *testing.T) {
+	in := `{"kind":"partition_version_changed","schema":2,"db_id":1,"table_id":2,"table_type":"olap","partitions":[{"partition_id":3,"partition_name":"p","last_version":1,"new_version":2,"new_version_time":4,"extra":[1,{"a":null}]}]}`
+	e := decodeFast([]byte(in))
+	if e == nil || e.DBID != 1 || len(e.Partitions) != 1 || e.Partitions[0].NewVersion != 2 {
+		t.Fatalf("decodeFast of an event with unknown members: %+v", e)
+	}
+}

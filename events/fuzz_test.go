@@ -14,7 +14,7 @@ import (
 // Kafka key, and re-encodes to a document that decodes to an equal event and
 // re-encodes to the same bytes.
 //
-// Seeds: the DESIGN.md §4 samples, malformed documents, and the corpus in
+// Seeds: the docs/design.md §4 samples, malformed documents, and the corpus in
 // testdata/fuzz/FuzzDecode.
 func FuzzDecode(f *testing.F) {
 	for _, s := range samples() {

@@ -10,7 +10,7 @@ import (
 	"github.com/mvrepair/mvrepair/events"
 )
 
-// The DESIGN.md §4 sample documents, copied verbatim.
+// The docs/design.md §4 sample documents, copied verbatim.
 const (
 	samplePartitionVersionChanged = `{"kind":"partition_version_changed","event_id":"COMPACTION_10001-20001-30001-1732400000000",
  "source":"compaction","db_id":10001,"table_id":20001,"table_name":"orders","table_type":"cloud_native",

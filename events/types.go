@@ -1,4 +1,4 @@
-// Package events decodes and validates the input records of DESIGN.md §4: the
+// Package events decodes and validates the input records of docs/design.md §4: the
 // partition-version-changed topic (partition_version_changed,
 // external_table_recreated) and the mv-catalog topic (mv_upserted,
 // mv_refreshed, mv_dropped). A record that cannot be used yields a *DecodeError

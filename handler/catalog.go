@@ -34,9 +34,8 @@ func (b *batch) mvUpserted(i int, ev *events.MVUpserted) {
 // mvDropped deletes an MV; dropping an unknown MV is a no-op.
 func (b *batch) mvDropped(i int, ev *events.MVDropped) {
 	k := ev.Key()
-	e := b.ov.get(k)
+	e := b.knownMV(i, k)
 	if e == nil {
-		b.skip(i, Skip{Reason: SkipUnknownMV, MV: k, Detail: fmt.Sprintf("mv %s is not known", k)})
 		return
 	}
 	name := e.name()
@@ -48,77 +47,29 @@ func (b *batch) mvDropped(i int, ev *events.MVDropped) {
 	}, i)
 }
 
+// knownMV returns the overlay of MV k, or skips event i (SkipUnknownMV) and
+// returns nil when there is no such MV.
+func (b *batch) knownMV(i int, k mvstate.MVKey) *mvOverlay {
+	e := b.ov.get(k)
+	if e == nil {
+		b.skip(i, Skip{Reason: SkipUnknownMV, MV: k, Detail: fmt.Sprintf("mv %s is not known", k)})
+	}
+	return e
+}
+
 // mvRefreshed merges refreshed entries into the MV's version maps, deletes
 // the removed names and raises last_refresh_time to max(old, given). The
 // record carries only what changes. A name both given and removed ends up
 // removed (editlog.Apply merges, then deletes).
 func (b *batch) mvRefreshed(i int, ev *events.MVRefreshed) {
 	k := ev.Key()
-	e := b.ov.get(k)
+	e := b.knownMV(i, k)
 	if e == nil {
-		b.skip(i, Skip{Reason: SkipUnknownMV, MV: k, Detail: fmt.Sprintf("mv %s is not known", k)})
 		return
 	}
-
-	// Removals: only names that exist.
-	removing := make(map[int64]map[string]bool, len(ev.Removed))
-	var removed map[int64][]string
-	for _, t := range sortedKeys(ev.Removed) {
-		set := make(map[string]bool, len(ev.Removed[t]))
-		removing[t] = set
-		for _, name := range ev.Removed[t] {
-			if set[name] {
-				continue
-			}
-			set[name] = true
-			if _, ok := e.entry(t, name); !ok {
-				continue
-			}
-			if removed == nil {
-				removed = make(map[int64][]string)
-			}
-			removed[t] = append(removed[t], name)
-		}
-	}
-
-	// Native merges: only entries that change.
-	var vm mvstate.VersionMap
-	for _, t := range sortedKeys(ev.VersionMap) {
-		for name, nv := range ev.VersionMap[t] {
-			if removing[t][name] {
-				continue
-			}
-			if cur, ok := e.entry(t, name); ok && cur == nv {
-				continue
-			}
-			if vm == nil {
-				vm = make(mvstate.VersionMap)
-			}
-			if vm[t] == nil {
-				vm[t] = make(mvstate.PartitionMap)
-			}
-			vm[t][name] = nv
-		}
-	}
-
-	// External merges: only entries that change.
-	var evm mvstate.ExternalVersionMap
-	for bt, parts := range ev.ExternalVersionMap {
-		cur, _ := e.extMap(bt)
-		for name, nv := range parts {
-			if old, ok := cur[name]; ok && old == nv {
-				continue
-			}
-			if evm == nil {
-				evm = make(mvstate.ExternalVersionMap)
-			}
-			if evm[bt] == nil {
-				evm[bt] = make(mvstate.PartitionMap)
-			}
-			evm[bt][name] = nv
-		}
-	}
-
+	removing, removed := refreshRemovals(e, ev)
+	vm := refreshNative(e, ev, removing)
+	evm := refreshExternal(e, ev)
 	lrt := max(e.lrt, ev.LastRefreshTime)
 	if removed == nil && vm == nil && evm == nil && lrt == e.lrt {
 		b.skip(i, Skip{Reason: SkipNoChange, MV: k, Detail: fmt.Sprintf("mv %s already holds every refreshed entry", k)})
@@ -157,6 +108,76 @@ func (b *batch) mvRefreshed(i int, ev *events.MVRefreshed) {
 		Removed:            removed,
 		MVLastRefreshTime:  lrt,
 	}, i)
+}
+
+// refreshRemovals returns the names the event removes, by table
+// (removing), and of those the ones the MV has (removed: nil when none).
+func refreshRemovals(e *mvOverlay, ev *events.MVRefreshed) (removing map[int64]map[string]bool, removed map[int64][]string) {
+	removing = make(map[int64]map[string]bool, len(ev.Removed))
+	for _, t := range sortedKeys(ev.Removed) {
+		set := make(map[string]bool, len(ev.Removed[t]))
+		removing[t] = set
+		for _, name := range ev.Removed[t] {
+			if set[name] {
+				continue
+			}
+			set[name] = true
+			if _, ok := e.entry(t, name); !ok {
+				continue
+			}
+			if removed == nil {
+				removed = make(map[int64][]string)
+			}
+			removed[t] = append(removed[t], name)
+		}
+	}
+	return removing, removed
+}
+
+// refreshNative returns the native entries of the event that change the
+// MV and are not removed (nil when none).
+func refreshNative(e *mvOverlay, ev *events.MVRefreshed, removing map[int64]map[string]bool) mvstate.VersionMap {
+	var vm mvstate.VersionMap
+	for _, t := range sortedKeys(ev.VersionMap) {
+		for name, nv := range ev.VersionMap[t] {
+			if removing[t][name] {
+				continue
+			}
+			if cur, ok := e.entry(t, name); ok && cur == nv {
+				continue
+			}
+			if vm == nil {
+				vm = make(mvstate.VersionMap)
+			}
+			if vm[t] == nil {
+				vm[t] = make(mvstate.PartitionMap)
+			}
+			vm[t][name] = nv
+		}
+	}
+	return vm
+}
+
+// refreshExternal returns the external entries of the event that change
+// the MV (nil when none).
+func refreshExternal(e *mvOverlay, ev *events.MVRefreshed) mvstate.ExternalVersionMap {
+	var evm mvstate.ExternalVersionMap
+	for bt, parts := range ev.ExternalVersionMap {
+		cur, _ := e.extMap(bt)
+		for name, nv := range parts {
+			if old, ok := cur[name]; ok && old == nv {
+				continue
+			}
+			if evm == nil {
+				evm = make(mvstate.ExternalVersionMap)
+			}
+			if evm[bt] == nil {
+				evm[bt] = make(mvstate.PartitionMap)
+			}
+			evm[bt][name] = nv
+		}
+	}
+	return evm
 }
 
 func sortedKeys[V any](m map[int64]V) []int64 {

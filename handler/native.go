@@ -49,7 +49,7 @@ func (b *batch) partitionVersionChanged(i int, ev *events.PartitionVersionChange
 			nv := mvstate.NewBasePartitionInfo(pr.PartitionID, pr.NewVersion, pr.NewVersionTime)
 			p.parts[name] = nv
 			e.setEntry(ev.TableID, name, nv)
-			// Never backwards (StarRocks overwrites; DESIGN.md §3.1).
+			// Never backwards (StarRocks overwrites; docs/design.md §3.1).
 			e.lrt = max(e.lrt, pr.NewVersionTime)
 			p.contribute(i, src)
 			b.outcomes[i].Repaired++

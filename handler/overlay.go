@@ -152,20 +152,10 @@ func (o *overlay) index(fromView []mvstate.MVKey, match func(*mvOverlay) bool) [
 		}
 	}
 	if added {
-		slices.SortFunc(out, compareKeys)
+		slices.SortFunc(out, mvstate.MVKey.Compare)
 		out = slices.Compact(out)
 	}
 	return out
-}
-
-func compareKeys(a, b mvstate.MVKey) int {
-	switch {
-	case a.Less(b):
-		return -1
-	case b.Less(a):
-		return 1
-	}
-	return 0
 }
 
 func hasNativeBase(bts []mvstate.BaseTableInfo, tableID int64) bool {

@@ -216,7 +216,7 @@ func (b *batch) sealAll() {
 	}
 	b.open = nil
 	slices.SortFunc(ps, func(x, y *pendingRepair) int {
-		if c := compareKeys(x.key.mv, y.key.mv); c != 0 {
+		if c := x.key.mv.Compare(y.key.mv); c != 0 {
 			return c
 		}
 		return cmpInt64(x.key.table, y.key.table)

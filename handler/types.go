@@ -1,4 +1,4 @@
-// Package handler is the repair engine's decision logic (DESIGN.md §3): pure
+// Package handler is the repair engine's decision logic (docs/design.md §3): pure
 // functions with no I/O that take a batch of decoded events and a read-only
 // view of the state, and return the edit-log records to apply and journal, and
 // one outcome per event (applied, skipped with typed reasons, or dead-lettered).
@@ -20,10 +20,11 @@ type View interface {
 	// MV returns the MV with the given key, or nil.
 	MV(key mvstate.MVKey) *mvstate.MV
 	// RelatedMVs returns the keys of the MVs listing native table tableID in
-	// base_tables, in ascending key order.
+	// base_tables, in ascending key order. The handler never modifies the
+	// slice (a View may share it).
 	RelatedMVs(tableID int64) []mvstate.MVKey
 	// MVsWithExternal returns the keys of the MVs whose base_tables contain
-	// the external table ref, in ascending key order.
+	// the external table ref, in ascending key order (not modified either).
 	MVsWithExternal(ref mvstate.ExternalRef) []mvstate.MVKey
 }
 

@@ -54,7 +54,7 @@ func (v *memView) keys(match func(*mvstate.MV) bool) []mvstate.MVKey {
 			out = append(out, k)
 		}
 	}
-	slices.SortFunc(out, compareKeys)
+	slices.SortFunc(out, mvstate.MVKey.Compare)
 	return out
 }
 
@@ -234,7 +234,7 @@ func dump(m any) string {
 	switch x := m.(type) {
 	case map[mvstate.MVKey]*mvstate.MV:
 		s := ""
-		for _, k := range slices.SortedFunc(maps.Keys(x), compareKeys) {
+		for _, k := range slices.SortedFunc(maps.Keys(x), mvstate.MVKey.Compare) {
 			b, _ := x[k].MarshalJSON()
 			s += string(b) + "\n"
 		}

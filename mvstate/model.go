@@ -1,15 +1,16 @@
 // Package mvstate holds the materialized-view refresh metadata the service
-// keeps correct: the domain model of DESIGN.md §2, an in-memory index from base
+// keeps correct: the domain model of docs/design.md §2, an in-memory index from base
 // tables to related MVs, per-MV read/write locks, and a durable bbolt store in
 // which one local commit atomically holds a batch's state changes, the outbox
 // records it produced, the next journal id and the input offsets it consumed.
 //
-// The JSON shapes here are the wire contract (DESIGN.md §4) and the canonical
+// The JSON shapes here are the wire contract (docs/design.md §4) and the canonical
 // export (§6): object keys are declared in sorted order so that encoding/json
 // emits canonical documents without a second pass.
 package mvstate
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -113,6 +114,12 @@ func (k MVKey) Less(o MVKey) bool {
 	return k.MVID < o.MVID
 }
 
+// Compare orders keys by (db_id, mv_id), for slices.SortFunc and
+// slices.BinarySearchFunc: -1, 0 or +1.
+func (k MVKey) Compare(o MVKey) int {
+	return cmp.Or(cmp.Compare(k.DBID, o.DBID), cmp.Compare(k.MVID, o.MVID))
+}
+
 // String renders the key as "db_id:mv_id", the edit-log and catalog topic key.
 func (k MVKey) String() string {
 	return strconv.FormatInt(k.DBID, 10) + ":" + strconv.FormatInt(k.MVID, 10)
@@ -128,7 +135,7 @@ type VersionMap = map[int64]PartitionMap
 type ExternalVersionMap = map[BaseTableInfo]PartitionMap
 
 // MV is one materialized view's definition and refresh state: exactly the
-// fields of the "mv" object of mv_upserted (DESIGN.md §4). The JSON encoding
+// fields of the "mv" object of mv_upserted (docs/design.md §4). The JSON encoding
 // is canonical: keys sorted, version-map keys sorted, the external version map
 // as a list sorted by base table.
 type MV struct {

@@ -2,6 +2,7 @@ package mvstate
 
 import (
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -39,9 +40,12 @@ type State struct {
 	commitMu sync.Mutex // see locks.go
 	mu       sync.RWMutex
 
-	mvs        map[MVKey]*entry
-	byTable    map[int64]map[MVKey]struct{}
-	byExternal map[ExternalRef]map[MVKey]struct{}
+	mvs map[MVKey]*entry
+	// byTable and byExternal list the MVs reading a table, sorted: a slice
+	// handed to a reader is never written again (an index change replaces
+	// it), so readers take it without a copy.
+	byTable    map[int64][]MVKey
+	byExternal map[ExternalRef][]MVKey
 	// dropped maps an MV dropped by a record to that record's journal id,
 	// until PruneDropped forgets it (once a checkpoint holds its tombstone).
 	dropped map[MVKey]int64
@@ -61,8 +65,8 @@ type State struct {
 func NewState() *State {
 	return &State{
 		mvs:        map[MVKey]*entry{},
-		byTable:    map[int64]map[MVKey]struct{}{},
-		byExternal: map[ExternalRef]map[MVKey]struct{}{},
+		byTable:    map[int64][]MVKey{},
+		byExternal: map[ExternalRef][]MVKey{},
 		dropped:    map[MVKey]int64{},
 		offsets:    map[TopicPartition]int64{},
 	}
@@ -89,7 +93,7 @@ func (s *State) LoadMV(m *MV, jid int64) {
 		s.indexRemove(k, old.mv)
 	}
 	s.mvs[k] = &entry{mv: m, jid: jid}
-	s.indexAdd(k, m)
+	s.indexAddInPlace(k, m) // no reader yet: no copies (a bulk load stays linear)
 	delete(s.dropped, k)
 }
 
@@ -190,18 +194,20 @@ func (s *State) Entries() int {
 	return n
 }
 
-// RelatedMVs returns the MVs listing native table tableID, ascending.
+// RelatedMVs returns the MVs listing native table tableID, ascending. The
+// slice is shared: callers must not modify it.
 func (s *State) RelatedMVs(tableID int64) []MVKey {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return setKeys(s.byTable[tableID])
+	return s.byTable[tableID]
 }
 
 // MVsWithExternal returns the MVs listing the external table, ascending.
+// The slice is shared: callers must not modify it.
 func (s *State) MVsWithExternal(ref ExternalRef) []MVKey {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return setKeys(s.byExternal[ref])
+	return s.byExternal[ref]
 }
 
 // Dropped returns the MVs dropped by a record with a journal id above
@@ -228,17 +234,6 @@ func (s *State) PruneDropped(upTo int64) {
 			delete(s.dropped, k)
 		}
 	}
-}
-
-func setKeys(set map[MVKey]struct{}) []MVKey {
-	if len(set) == 0 {
-		return nil
-	}
-	keys := make([]MVKey, 0, len(set))
-	for k := range set {
-		keys = append(keys, k)
-	}
-	return sortKeys(keys)
 }
 
 // AppliedOffset returns the next input offset not yet applied, or -1.
@@ -280,44 +275,63 @@ func (s *State) Empty() bool {
 
 // ---- indexes (callers hold mu for writing, or own the state) ---------------
 
-func (s *State) indexAdd(k MVKey, m *MV) {
+// indexAdd adds k to the indexes of m's base tables, replacing the slices it
+// changes (readers may hold the old ones).
+func (s *State) indexAdd(k MVKey, m *MV) { s.indexEdit(k, m, withKey) }
+
+// indexAddInPlace is indexAdd for a state no reader can see yet: it may
+// grow the slices in place.
+func (s *State) indexAddInPlace(k MVKey, m *MV) {
+	s.indexEdit(k, m, func(ks []MVKey, k MVKey) []MVKey {
+		if i, found := slices.BinarySearchFunc(ks, k, compareKeys); !found {
+			ks = slices.Insert(ks, i, k)
+		}
+		return ks
+	})
+}
+
+// indexRemove removes k from the indexes of m's base tables, replacing the
+// slices it changes.
+func (s *State) indexRemove(k MVKey, m *MV) { s.indexEdit(k, m, withoutKey) }
+
+func (s *State) indexEdit(k MVKey, m *MV, edit func([]MVKey, MVKey) []MVKey) {
 	for _, bt := range m.BaseTables {
 		if bt.IsNative() {
-			set := s.byTable[bt.TableID]
-			if set == nil {
-				set = map[MVKey]struct{}{}
-				s.byTable[bt.TableID] = set
+			if ks := edit(s.byTable[bt.TableID], k); len(ks) > 0 {
+				s.byTable[bt.TableID] = ks
+			} else {
+				delete(s.byTable, bt.TableID)
 			}
-			set[k] = struct{}{}
 			continue
 		}
 		ref := bt.ExternalRef()
-		set := s.byExternal[ref]
-		if set == nil {
-			set = map[MVKey]struct{}{}
-			s.byExternal[ref] = set
+		if ks := edit(s.byExternal[ref], k); len(ks) > 0 {
+			s.byExternal[ref] = ks
+		} else {
+			delete(s.byExternal, ref)
 		}
-		set[k] = struct{}{}
 	}
 }
 
-func (s *State) indexRemove(k MVKey, m *MV) {
-	for _, bt := range m.BaseTables {
-		if bt.IsNative() {
-			if set := s.byTable[bt.TableID]; set != nil {
-				delete(set, k)
-				if len(set) == 0 {
-					delete(s.byTable, bt.TableID)
-				}
-			}
-			continue
-		}
-		ref := bt.ExternalRef()
-		if set := s.byExternal[ref]; set != nil {
-			delete(set, k)
-			if len(set) == 0 {
-				delete(s.byExternal, ref)
-			}
-		}
+// withKey returns ks (sorted) with k, as a new slice if k was missing.
+func withKey(ks []MVKey, k MVKey) []MVKey {
+	i, found := slices.BinarySearchFunc(ks, k, compareKeys)
+	if found {
+		return ks
 	}
+	out := make([]MVKey, 0, len(ks)+1)
+	out = append(out, ks[:i]...)
+	out = append(out, k)
+	return append(out, ks[i:]...)
+}
+
+// withoutKey returns ks (sorted) without k, as a new slice if k was there.
+func withoutKey(ks []MVKey, k MVKey) []MVKey {
+	i, found := slices.BinarySearchFunc(ks, k, compareKeys)
+	if !found {
+		return ks
+	}
+	out := make([]MVKey, 0, len(ks)-1)
+	out = append(out, ks[:i]...)
+	return append(out, ks[i+1:]...)
 }

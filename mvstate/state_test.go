@@ -279,3 +279,34 @@ func TestExport_isCanonical(t *testing.T) {
 		t.Fatalf("ExportMVs of one known and one unknown MV = %.200s", one.String())
 	}
 }
+
+func TestState_relatedMVsHandsOutSlicesThatLaterChangesLeaveAlone(t *testing.T) {
+	s := mvstate.NewState()
+	put(t, s, sampleMV(1, 30, 1), 1)
+	put(t, s, sampleMV(1, 10, 1), 2)
+	got := s.RelatedMVs(20001)
+	if len(got) != 2 || got[0].MVID != 10 || got[1].MVID != 30 {
+		t.Fatalf("RelatedMVs = %v, want MVs 10 and 30 ascending", got)
+	}
+	held := append([]mvstate.MVKey(nil), got...)
+	put(t, s, sampleMV(1, 20, 1), 3) // inserted between them
+	commit(t, s, mvstate.Batch{Touched: []mvstate.MVKey{{DBID: 1, MVID: 30}}, Structural: true,
+		Apply: func(tx *mvstate.Tx) error {
+			tx.BeginRecord(4)
+			tx.SetJournal(4, 1)
+			return tx.DeleteMV(mvstate.MVKey{DBID: 1, MVID: 30})
+		}})
+	for i := range held {
+		if got[i] != held[i] {
+			t.Fatalf("a slice handed out earlier changed: %v, was %v", got, held)
+		}
+	}
+	now := s.RelatedMVs(20001)
+	if len(now) != 2 || now[0].MVID != 10 || now[1].MVID != 20 {
+		t.Fatalf("RelatedMVs after an upsert and a drop = %v, want MVs 10 and 20", now)
+	}
+	ext := s.MVsWithExternal(mvstate.BaseTableInfo{Catalog: "hive", DBName: "ods", TableName: "events", TableIdentifier: "events:1"}.ExternalRef())
+	if len(ext) != 2 {
+		t.Fatalf("MVsWithExternal = %v, want 2 MVs", ext)
+	}
+}

@@ -9,13 +9,14 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mvrepair/mvrepair/internal/cli"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
 
 // usageErrorf is a usage error: it exits with status 2.
 func usageErrorf(format string, a ...any) error {
-	return &exitError{code: 2, err: fmt.Errorf(format, a...)}
+	return &cli.ExitError{Code: 2, Err: fmt.Errorf(format, a...)}
 }
 
 // noArgs is the Args of every command that takes no positional arguments.

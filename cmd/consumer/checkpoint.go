@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mvrepair/mvrepair/internal/cli"
 	"github.com/spf13/cobra"
 )
 
@@ -36,7 +37,7 @@ active instance. The marker is printed as JSON.`,
 			c := &http.Client{Timeout: timeout}
 			resp, err := c.Post(strings.TrimSuffix(url, "/")+"/v1/checkpoint", "application/json", nil)
 			if err != nil {
-				return &exitError{code: 1, err: fmt.Errorf("checkpoint: %w (is the service running? set --url to its http.addr)", err)}
+				return &cli.ExitError{Code: 1, Err: fmt.Errorf("checkpoint: %w (is the service running? set --url to its http.addr)", err)}
 			}
 			defer resp.Body.Close()
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
@@ -45,9 +46,9 @@ active instance. The marker is printed as JSON.`,
 				_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s", body)
 				return err
 			case http.StatusConflict:
-				return &exitError{code: 3, err: fmt.Errorf("checkpoint: %s is a standby: ask the active instance (%s)", url, strings.TrimSpace(string(body)))}
+				return &cli.ExitError{Code: 3, Err: fmt.Errorf("checkpoint: %s is a standby: ask the active instance (%s)", url, strings.TrimSpace(string(body)))}
 			default:
-				return &exitError{code: 1, err: fmt.Errorf("checkpoint: %s: %s %s", url, resp.Status, strings.TrimSpace(string(body)))}
+				return &cli.ExitError{Code: 1, Err: fmt.Errorf("checkpoint: %s: %s %s", url, resp.Status, strings.TrimSpace(string(body)))}
 			}
 		},
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/mvrepair/mvrepair/internal/cli"
 	"github.com/mvrepair/mvrepair/internal/config"
 	"github.com/mvrepair/mvrepair/internal/store"
 	"github.com/mvrepair/mvrepair/internal/testkit"
@@ -76,12 +77,12 @@ func execute(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	return out.String(), errOut.String(), err
 }
 
-// wantExit asserts that err is an exitError with code and a message
+// wantExit asserts that err is a *cli.ExitError with code and a message
 // containing every part.
 func wantExit(t *testing.T, err error, code int, parts ...string) {
 	t.Helper()
-	var ee *exitError
-	if !errors.As(err, &ee) || ee.code != code {
+	var ee *cli.ExitError
+	if !errors.As(err, &ee) || ee.Code != code {
 		t.Fatalf("error %v: want exit code %d", err, code)
 	}
 	for _, p := range parts {

@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/mvrepair/mvrepair/internal/cli"
 	"github.com/mvrepair/mvrepair/internal/config"
 	"github.com/mvrepair/mvrepair/internal/kafkaio"
 	"github.com/mvrepair/mvrepair/internal/pipeline"
@@ -156,11 +157,7 @@ type dlqTopic struct {
 
 // openDLQ loads the configuration and builds the admin client.
 func openDLQ(cmd *cobra.Command, g *globals) (*dlqTopic, error) {
-	cfg, err := g.load(cmd)
-	if err != nil {
-		return nil, err
-	}
-	log, err := logger(cfg)
+	cfg, log, err := g.loadWithLogger(cmd)
 	if err != nil {
 		return nil, err
 	}
@@ -576,50 +573,91 @@ type redrivePlan struct {
 }
 
 func dlqRedrive(ctx context.Context, w io.Writer, t *dlqTopic, o *dlqRedriveOptions, sel offsetSelection) error {
-	dlq := t.cfg.Kafka.Topics.DLQ
 	offs, err := t.bounds(ctx)
 	if err != nil {
 		return fmt.Errorf("dlq redrive: %w", err)
 	}
-	if sel != nil {
-		if err := sel.resolve(slices.Sorted(maps.Keys(offs))); err != nil {
-			return usageErrorf("dlq redrive: --offsets: %v", err)
+	ranges, err := t.redriveRanges(offs, o, sel)
+	if err != nil {
+		return err
+	}
+	letters, err := t.selectLetters(ctx, ranges, o, sel)
+	if err != nil {
+		return err
+	}
+	if len(letters) == 0 {
+		fmt.Fprintln(w, "no dead letter matches; nothing to re-drive")
+		return nil
+	}
+	plans, refused := t.planAll(ctx, letters, o)
+	if refused > 0 || o.dryRun {
+		for _, pl := range plans {
+			if pl.refused != "" {
+				fmt.Fprintf(w, "refused %s (%s): %s\n", pl.letter.pos(), orDash(pl.letter.reason), pl.refused)
+			} else {
+				fmt.Fprintf(w, "would re-drive %s (%s) to %s: %s\n", pl.letter.pos(), orDash(pl.letter.reason), pl.out.Topic, pl.describe())
+			}
 		}
 	}
+	if refused > 0 {
+		return &cli.ExitError{Code: 2, Err: fmt.Errorf("dlq redrive: refused %d of %d dead letter(s); nothing published (narrow the selection, or see --fetch-original and --force)", refused, len(plans))}
+	}
+	if o.dryRun {
+		fmt.Fprintf(w, "dry run: %d dead letter(s) would be re-driven; nothing published\n", len(plans))
+		return nil
+	}
+	return t.publish(ctx, w, plans)
+}
+
+// redriveRanges is what to read of the DLQ topic, whose partitions are
+// offs: with --offsets, the span of the selected offsets in each partition
+// they name (every one of them must be in the partition); otherwise every
+// partition, or the --partition.
+func (t *dlqTopic) redriveRanges(offs map[int]kafkaio.PartitionOffsets, o *dlqRedriveOptions, sel offsetSelection) (map[int]offsetRange, error) {
+	dlq := t.cfg.Kafka.Topics.DLQ
 	ranges := map[int]offsetRange{}
-	var missing []string
-	if sel != nil {
-		for _, p := range slices.Sorted(maps.Keys(sel)) {
-			po, ok := offs[p]
-			if !ok {
-				return usageErrorf("dlq redrive: %s has no partition %d", dlq, p)
-			}
-			r := offsetRange{from: po.Last, to: po.First}
-			for _, s := range sel[p] {
-				if s.from < po.First || s.to >= po.Last {
-					missing = append(missing, fmt.Sprintf("%d:%d-%d (partition %d holds %d..%d)", p, s.from, s.to, p, po.First, po.Last-1))
-				}
-				r.from, r.to = min(r.from, max(s.from, po.First)), max(r.to, min(s.to+1, po.Last))
-			}
-			ranges[p] = r
-		}
-		if len(missing) > 0 {
-			return &exitError{code: 2, err: fmt.Errorf("dlq redrive: %s does not hold %s; nothing published", dlq, strings.Join(missing, ", "))}
-		}
-	} else {
+	if sel == nil {
 		for p, po := range offs {
 			if o.partition < 0 || p == o.partition {
 				ranges[p] = offsetRange{from: po.First, to: po.Last}
 			}
 		}
 		if len(ranges) == 0 {
-			return usageErrorf("dlq redrive: %s has no partition %d", dlq, o.partition)
+			return nil, usageErrorf("dlq redrive: %s has no partition %d", dlq, o.partition)
 		}
+		return ranges, nil
 	}
+	if err := sel.resolve(slices.Sorted(maps.Keys(offs))); err != nil {
+		return nil, usageErrorf("dlq redrive: --offsets: %v", err)
+	}
+	var missing []string
+	for _, p := range slices.Sorted(maps.Keys(sel)) {
+		po, ok := offs[p]
+		if !ok {
+			return nil, usageErrorf("dlq redrive: %s has no partition %d", dlq, p)
+		}
+		r := offsetRange{from: po.Last, to: po.First}
+		for _, s := range sel[p] {
+			if s.from < po.First || s.to >= po.Last {
+				missing = append(missing, fmt.Sprintf("%d:%d-%d (partition %d holds %d..%d)", p, s.from, s.to, p, po.First, po.Last-1))
+			}
+			r.from, r.to = min(r.from, max(s.from, po.First)), max(r.to, min(s.to+1, po.Last))
+		}
+		ranges[p] = r
+	}
+	if len(missing) > 0 {
+		return nil, &cli.ExitError{Code: 2, Err: fmt.Errorf("dlq redrive: %s does not hold %s; nothing published", dlq, strings.Join(missing, ", "))}
+	}
+	return ranges, nil
+}
 
+// selectLetters reads ranges and returns the selected dead letters: those
+// --offsets names (all of which must be found), every one (--all), or those
+// with the --reason.
+func (t *dlqTopic) selectLetters(ctx context.Context, ranges map[int]offsetRange, o *dlqRedriveOptions, sel offsetSelection) ([]deadLetter, error) {
 	var letters []deadLetter
 	found := map[string]bool{}
-	err = t.scan(ctx, ranges, func(m kafkaio.Message) bool {
+	err := t.scan(ctx, ranges, func(m kafkaio.Message) bool {
 		d := parseDeadLetter(m)
 		switch {
 		case sel != nil && sel.has(m.Partition, m.Offset):
@@ -632,29 +670,35 @@ func dlqRedrive(ctx context.Context, w io.Writer, t *dlqTopic, o *dlqRedriveOpti
 		return true
 	})
 	if err != nil {
-		return fmt.Errorf("dlq redrive: %w", err)
+		return nil, fmt.Errorf("dlq redrive: %w", err)
 	}
-	if sel != nil {
-		// Offsets in range but not delivered: records the fetcher skips
-		// (transaction markers) or deleted meanwhile.
-		for _, p := range slices.Sorted(maps.Keys(sel)) {
-			for _, s := range sel[p] {
-				for off := s.from; off <= s.to && len(missing) < 10; off++ {
-					if pos := fmt.Sprintf("%d:%d", p, off); !found[pos] {
-						missing = append(missing, pos)
-					}
+	if missing := sel.absent(found); len(missing) > 0 {
+		return nil, &cli.ExitError{Code: 2, Err: fmt.Errorf("dlq redrive: %s has no dead letter at %s; nothing published",
+			t.cfg.Kafka.Topics.DLQ, strings.Join(missing, ", "))}
+	}
+	return letters, nil
+}
+
+// absent returns the first ten selected positions ("P:O") that found lacks:
+// offsets in range but not delivered, which are records the fetcher skips
+// (transaction markers) or deleted meanwhile.
+func (sel offsetSelection) absent(found map[string]bool) []string {
+	var missing []string
+	for _, p := range slices.Sorted(maps.Keys(sel)) {
+		for _, s := range sel[p] {
+			for off := s.from; off <= s.to && len(missing) < 10; off++ {
+				if pos := fmt.Sprintf("%d:%d", p, off); !found[pos] {
+					missing = append(missing, pos)
 				}
 			}
 		}
-		if len(missing) > 0 {
-			return &exitError{code: 2, err: fmt.Errorf("dlq redrive: %s has no dead letter at %s; nothing published", dlq, strings.Join(missing, ", "))}
-		}
 	}
-	if len(letters) == 0 {
-		fmt.Fprintln(w, "no dead letter matches; nothing to re-drive")
-		return nil
-	}
+	return missing
+}
 
+// planAll plans every letter, sorted by source topic, partition and offset,
+// and counts the refused ones.
+func (t *dlqTopic) planAll(ctx context.Context, letters []deadLetter, o *dlqRedriveOptions) ([]redrivePlan, int) {
 	plans := make([]redrivePlan, len(letters))
 	refused := 0
 	for i, d := range letters {
@@ -673,23 +717,7 @@ func dlqRedrive(ctx context.Context, w io.Writer, t *dlqTopic, o *dlqRedriveOpti
 		}
 		return cmp.Compare(x.offset, y.offset)
 	})
-	if refused > 0 || o.dryRun {
-		for _, pl := range plans {
-			if pl.refused != "" {
-				fmt.Fprintf(w, "refused %s (%s): %s\n", pl.letter.pos(), orDash(pl.letter.reason), pl.refused)
-			} else {
-				fmt.Fprintf(w, "would re-drive %s (%s) to %s: %s\n", pl.letter.pos(), orDash(pl.letter.reason), pl.out.Topic, pl.describe())
-			}
-		}
-	}
-	if refused > 0 {
-		return &exitError{code: 2, err: fmt.Errorf("dlq redrive: refused %d of %d dead letter(s); nothing published (narrow the selection, or see --fetch-original and --force)", refused, len(plans))}
-	}
-	if o.dryRun {
-		fmt.Fprintf(w, "dry run: %d dead letter(s) would be re-driven; nothing published\n", len(plans))
-		return nil
-	}
-	return t.publish(ctx, w, plans)
+	return plans, refused
 }
 
 // plan decides what to publish for one letter (reading the original of a

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/mvrepair/mvrepair/internal/cli"
 	"github.com/mvrepair/mvrepair/internal/config"
 	"github.com/mvrepair/mvrepair/internal/embedded"
 	"github.com/mvrepair/mvrepair/internal/kafkaio"
@@ -480,7 +481,7 @@ func TestDLQ_unreachableBrokersFailWithAHint(t *testing.T) {
 	t.Setenv("MVREPAIR_STATE_DIR", t.TempDir())
 	for _, args := range [][]string{{"dlq", "list"}, {"dlq", "redrive", "--all"}} {
 		_, _, err := execute(t, args...)
-		var ee *exitError
+		var ee *cli.ExitError
 		if err == nil || errors.As(err, &ee) || !strings.Contains(err.Error(), "check kafka.brokers") {
 			t.Errorf("%v: %v, want a run-time error naming kafka.brokers", args, err)
 		}

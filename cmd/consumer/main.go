@@ -1,6 +1,6 @@
 // Command consumer is the mvrepair service and its operator tools:
 //
-//	consumer run        the service (DESIGN.md §6)
+//	consumer run        the service (docs/design.md §6)
 //	consumer demo       embedded broker, sample catalog, compaction stream, summary
 //	consumer produce    publish events from an NDJSON file
 //	consumer state      export | show | import the local state
@@ -18,44 +18,20 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"runtime/debug"
-	"syscall"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/mvrepair/mvrepair/internal/cli"
 	"github.com/mvrepair/mvrepair/internal/config"
 	"github.com/mvrepair/mvrepair/internal/logging"
 )
 
-// exitError carries a process exit code.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRoot().ExecuteContext(ctx)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "consumer:", err)
-		var ee *exitError
-		if errors.As(err, &ee) {
-			os.Exit(ee.code)
-		}
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("consumer", newRoot()) }
 
 // globals are the flags every command shares.
 type globals struct {
@@ -99,9 +75,22 @@ func (g *globals) load(cmd *cobra.Command) (*config.Config, error) {
 func (g *globals) loadWithWarnings() (*config.Config, []config.Warning, error) {
 	cfg, warnings, err := config.LoadWithWarnings(g.configPath, os.Environ())
 	if err != nil {
-		return nil, warnings, &exitError{code: 2, err: err}
+		return nil, warnings, &cli.ExitError{Code: 2, Err: err}
 	}
 	return cfg, warnings, nil
+}
+
+// loadWithLogger is load, and the configured logger on stderr.
+func (g *globals) loadWithLogger(cmd *cobra.Command) (*config.Config, zerolog.Logger, error) {
+	cfg, err := g.load(cmd)
+	if err != nil {
+		return nil, zerolog.Logger{}, err
+	}
+	log, err := logger(cfg)
+	if err != nil {
+		return nil, zerolog.Logger{}, err
+	}
+	return cfg, log, nil
 }
 
 // printWarnings writes one "consumer: warning: ..." line per warning.

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/mvrepair/mvrepair/internal/cli"
 	"github.com/mvrepair/mvrepair/internal/config"
 	"github.com/mvrepair/mvrepair/internal/recovery"
 	"github.com/mvrepair/mvrepair/internal/service"
@@ -29,8 +30,13 @@ func errorLevel(cfg *config.Config) zerolog.Level {
 	return zerolog.ErrorLevel
 }
 
+// rebuildOptions are the flags of `consumer rebuild`.
+type rebuildOptions struct {
+	fromEditLog, force, allowGaps, full bool
+}
+
 func newRebuildCmd(g *globals) *cobra.Command {
-	var fromEditLog, force, allowGaps, full bool
+	o := &rebuildOptions{}
 	cmd := &cobra.Command{
 		Use:   "rebuild --from-edit-log [--full] [--force]",
 		Short: "Build a new state store from Kafka: the latest checkpoint and the edit log after it (--full: the whole edit log)",
@@ -46,95 +52,112 @@ rebuild that fails (a broker unreachable, a gap) leaves the old store in place. 
 existing store is only replaced with --force. Progress is shown while it runs. Stop the
 service first (a standby that finds its store forked rebuilds itself the same way).`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !fromEditLog {
-				return &exitError{code: 2, err: errors.New("rebuild: --from-edit-log is required (the edit log is the source of truth)")}
-			}
-			cfg, err := g.load(cmd)
-			if err != nil {
-				return err
-			}
-			log, err := logger(cfg)
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			d, err := lockStateDir("rebuild", cfg.State.Dir)
-			if err != nil {
-				return err
-			}
-			defer d.Close()
-			var old *store.Store
-			if d.HasStore() {
-				old, err = d.Open(ctx)
-			}
-			switch {
-			case old == nil && err == nil: // no store yet: nothing to replace
-			case errors.Is(err, store.ErrCorrupt):
-				fmt.Fprintf(cmd.ErrOrStderr(), "rebuild: the current store is corrupt (%v); it will be replaced\n", err)
-			case err != nil:
-				return fmt.Errorf("rebuild: %w", err)
-			default:
-				empty := old.State().Empty()
-				jid, n := old.State().JournalID(), old.State().Len()
-				old.Close(ctx, false)
-				if !empty && !force {
-					return &exitError{code: 2, err: fmt.Errorf("rebuild: %s already holds a state (journal id %d, %d MVs); add --force to rebuild it (the old store is kept aside)",
-						cfg.State.Dir, jid, n)}
-				}
-			}
-			// Reach Kafka before building anything.
-			k, err := service.OpenKafka(ctx, cfg, log.Level(errorLevel(cfg)))
-			if err != nil {
-				return fmt.Errorf("rebuild: %w (nothing was changed)", err)
-			}
-			defer k.Close()
-			nw, err := d.Build(ctx)
-			if err != nil {
-				return fmt.Errorf("rebuild: %w", err)
-			}
-			installed := false
-			defer func() {
-				if !installed {
-					nw.Close(context.Background(), false)
-				}
-			}()
-			start := time.Now()
-			opt := recovery.Options{AllowGaps: allowGaps, Progress: newProgressPrinter(cmd.ErrOrStderr(), log)}
-			var rep *recovery.Report
-			if full {
-				rep, err = recovery.Rebuild(ctx, nw, k.EditLogSource(log), opt)
-			} else {
-				rep, err = recovery.Restore(ctx, nw, k.SnapshotSource(log), k.EditLogSource(log), opt)
-			}
-			if rep != nil {
-				printReport(cmd.OutOrStdout(), rep, time.Since(start))
-			}
-			if err != nil {
-				return fmt.Errorf("rebuild: %w (the old store was not changed)", err)
-			}
-			aside, err := d.Install(ctx, nw)
-			if err != nil {
-				return fmt.Errorf("rebuild: %w", err)
-			}
-			installed = true
-			if err := nw.Close(ctx, false); err != nil {
-				return fmt.Errorf("rebuild: %w", err)
-			}
-			if aside != "" {
-				fmt.Fprintf(cmd.OutOrStdout(), "old store kept as %s\n", aside)
-			}
-			if len(rep.Gaps) > 0 || len(rep.Undecodable) > 0 {
-				return &exitError{code: 4, err: errors.New("rebuild: finished with gaps or undecodable records (see the report)")}
-			}
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return runRebuild(cmd, g, o) },
 	}
-	cmd.Flags().BoolVar(&fromEditLog, "from-edit-log", false, "rebuild from Kafka: the latest checkpoint and the edit log (required)")
-	cmd.Flags().BoolVar(&full, "full", false, "ignore checkpoints: read the whole edit log")
-	cmd.Flags().BoolVar(&force, "force", false, "replace a store that holds a state (it is kept aside as store.old-<time>)")
-	cmd.Flags().BoolVar(&allowGaps, "allow-gaps", false, "finish despite journal gaps (records after a gap are not applied)")
+	cmd.Flags().BoolVar(&o.fromEditLog, "from-edit-log", false, "rebuild from Kafka: the latest checkpoint and the edit log (required)")
+	cmd.Flags().BoolVar(&o.full, "full", false, "ignore checkpoints: read the whole edit log")
+	cmd.Flags().BoolVar(&o.force, "force", false, "replace a store that holds a state (it is kept aside as store.old-<time>)")
+	cmd.Flags().BoolVar(&o.allowGaps, "allow-gaps", false, "finish despite journal gaps (records after a gap are not applied)")
 	return cmd
+}
+
+func runRebuild(cmd *cobra.Command, g *globals, o *rebuildOptions) error {
+	if !o.fromEditLog {
+		return &cli.ExitError{Code: 2, Err: errors.New("rebuild: --from-edit-log is required (the edit log is the source of truth)")}
+	}
+	cfg, log, err := g.loadWithLogger(cmd)
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	d, err := lockStateDir("rebuild", cfg.State.Dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := checkReplaceable(ctx, cmd.ErrOrStderr(), d, cfg.State.Dir, o.force); err != nil {
+		return err
+	}
+	// Reach Kafka before building anything.
+	k, err := service.OpenKafka(ctx, cfg, log.Level(errorLevel(cfg)))
+	if err != nil {
+		return fmt.Errorf("rebuild: %w (nothing was changed)", err)
+	}
+	defer k.Close()
+	rep, err := rebuildStore(ctx, cmd, d, k, log, o)
+	if err != nil {
+		return err
+	}
+	if len(rep.Gaps) > 0 || len(rep.Undecodable) > 0 {
+		return &cli.ExitError{Code: 4, Err: errors.New("rebuild: finished with gaps or undecodable records (see the report)")}
+	}
+	return nil
+}
+
+// checkReplaceable refuses to rebuild over a store that holds a state,
+// unless force. A corrupt store is replaced (and said so on stderr).
+func checkReplaceable(ctx context.Context, stderr io.Writer, d *store.Dir, dir string, force bool) error {
+	if !d.HasStore() {
+		return nil // no store yet: nothing to replace
+	}
+	old, err := d.Open(ctx)
+	switch {
+	case errors.Is(err, store.ErrCorrupt):
+		fmt.Fprintf(stderr, "rebuild: the current store is corrupt (%v); it will be replaced\n", err)
+		return nil
+	case err != nil:
+		return fmt.Errorf("rebuild: %w", err)
+	}
+	empty := old.State().Empty()
+	jid, n := old.State().JournalID(), old.State().Len()
+	old.Close(ctx, false)
+	if !empty && !force {
+		return &cli.ExitError{Code: 2, Err: fmt.Errorf("rebuild: %s already holds a state (journal id %d, %d MVs); add --force to rebuild it (the old store is kept aside)",
+			dir, jid, n)}
+	}
+	return nil
+}
+
+// rebuildStore builds a new store in d from Kafka, prints the report, and
+// installs the store in place of the old one, which it keeps aside. A
+// failed rebuild leaves the old store as it was.
+func rebuildStore(ctx context.Context, cmd *cobra.Command, d *store.Dir, k *service.Kafka, log zerolog.Logger, o *rebuildOptions) (*recovery.Report, error) {
+	nw, err := d.Build(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("rebuild: %w", err)
+	}
+	installed := false
+	defer func() {
+		if !installed {
+			nw.Close(context.Background(), false)
+		}
+	}()
+	start := time.Now()
+	opt := recovery.Options{AllowGaps: o.allowGaps, Progress: newProgressPrinter(cmd.ErrOrStderr(), log)}
+	var rep *recovery.Report
+	if o.full {
+		rep, err = recovery.Rebuild(ctx, nw, k.EditLogSource(log), opt)
+	} else {
+		rep, err = recovery.Restore(ctx, nw, k.SnapshotSource(log), k.EditLogSource(log), opt)
+	}
+	if rep != nil {
+		printReport(cmd.OutOrStdout(), rep, time.Since(start))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("rebuild: %w (the old store was not changed)", err)
+	}
+	aside, err := d.Install(ctx, nw)
+	if err != nil {
+		return nil, fmt.Errorf("rebuild: %w", err)
+	}
+	installed = true
+	if err := nw.Close(ctx, false); err != nil {
+		return nil, fmt.Errorf("rebuild: %w", err)
+	}
+	if aside != "" {
+		fmt.Fprintf(cmd.OutOrStdout(), "old store kept as %s\n", aside)
+	}
+	return rep, nil
 }
 
 // newProgressPrinter shows a restore's progress: one line rewritten in
@@ -203,75 +226,92 @@ func newImportCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, closeInput, err := openInput(cmd, file)
+			doc, err := readExport(cmd, file)
 			if err != nil {
 				return err
 			}
-			defer closeInput()
-			var doc struct {
-				JournalID *int64        `json:"journal_id"`
-				MVs       []*mvstate.MV `json:"mvs"`
-			}
-			dec := json.NewDecoder(r)
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&doc); err != nil {
-				return &exitError{code: 2, err: fmt.Errorf("import: %s is not a state export: %w", file, err)}
-			}
-			if doc.JournalID == nil {
-				return &exitError{code: 2, err: fmt.Errorf("import: %s has no journal_id", file)}
-			}
-			seen := map[mvstate.MVKey]bool{}
-			for i, m := range doc.MVs {
-				if m == nil || m.DBID <= 0 || m.MVID <= 0 {
-					return &exitError{code: 2, err: fmt.Errorf("import: mvs[%d]: db_id and mv_id must be positive", i)}
-				}
-				if seen[m.Key()] {
-					return &exitError{code: 2, err: fmt.Errorf("import: mvs[%d]: MV %s listed twice", i, m.Key())}
-				}
-				seen[m.Key()] = true
-			}
-			ctx := cmd.Context()
-			d, err := lockStateDir("import", cfg.State.Dir)
-			if err != nil {
-				return err
-			}
-			defer d.Close()
-			if old, err := d.Open(ctx); err == nil {
-				empty := old.State().Empty()
-				old.Close(ctx, false)
-				if !empty && !force {
-					return &exitError{code: 2, err: fmt.Errorf("import: %s already holds a state; add --force to replace it (the old store is kept aside)", cfg.State.Dir)}
-				}
-			} else if !errors.Is(err, store.ErrCorrupt) {
-				return fmt.Errorf("import: %w", err)
-			}
-			nw, err := d.Build(ctx)
-			if err != nil {
-				return fmt.Errorf("import: %w", err)
-			}
-			err = nw.Load(ctx, *doc.JournalID, 0, nil, func(add func(*mvstate.MV, int64)) error {
-				for _, m := range doc.MVs {
-					add(m, *doc.JournalID)
-				}
-				return nil
-			})
-			if err == nil {
-				var aside string
-				if aside, err = d.Install(ctx, nw); err == nil && aside != "" {
-					fmt.Fprintf(cmd.OutOrStdout(), "old store kept as %s\n", aside)
-				}
-			}
-			nw.Close(ctx, false)
-			if err != nil {
-				return fmt.Errorf("import: %w", err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "imported %d MVs at journal_id %d into %s\n", len(doc.MVs), *doc.JournalID, cfg.State.Dir)
-			return nil
+			return importState(cmd.Context(), cmd.OutOrStdout(), cfg.State.Dir, doc, force)
 		},
 	}
 	cmd.Flags().StringVar(&file, "file", "-", "export document (- for stdin)")
 	cmd.Flags().BoolVar(&force, "force", false, "replace a store that holds a state (it is kept aside as store.old-<time>)")
 	return cmd
+}
+
+// exportDoc is a `state export` document.
+type exportDoc struct {
+	JournalID *int64        `json:"journal_id"`
+	MVs       []*mvstate.MV `json:"mvs"`
+}
+
+// readExport reads and checks the export document of file ("-": stdin).
+func readExport(cmd *cobra.Command, file string) (*exportDoc, error) {
+	r, closeInput, err := openInput(cmd, file)
+	if err != nil {
+		return nil, err
+	}
+	defer closeInput()
+	var doc exportDoc
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&doc); err != nil {
+		return nil, &cli.ExitError{Code: 2, Err: fmt.Errorf("import: %s is not a state export: %w", file, err)}
+	}
+	if doc.JournalID == nil {
+		return nil, &cli.ExitError{Code: 2, Err: fmt.Errorf("import: %s has no journal_id", file)}
+	}
+	seen := map[mvstate.MVKey]bool{}
+	for i, m := range doc.MVs {
+		if m == nil || m.DBID <= 0 || m.MVID <= 0 {
+			return nil, &cli.ExitError{Code: 2, Err: fmt.Errorf("import: mvs[%d]: db_id and mv_id must be positive", i)}
+		}
+		if seen[m.Key()] {
+			return nil, &cli.ExitError{Code: 2, Err: fmt.Errorf("import: mvs[%d]: MV %s listed twice", i, m.Key())}
+		}
+		seen[m.Key()] = true
+	}
+	return &doc, nil
+}
+
+// importState builds a store of doc in the state dir and installs it, in
+// place of an empty or corrupt one, or with force of any (kept aside).
+func importState(ctx context.Context, w io.Writer, dir string, doc *exportDoc, force bool) error {
+	d, err := lockStateDir("import", dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if old, err := d.Open(ctx); err == nil {
+		empty := old.State().Empty()
+		old.Close(ctx, false)
+		if !empty && !force {
+			return &cli.ExitError{Code: 2, Err: fmt.Errorf("import: %s already holds a state; add --force to replace it (the old store is kept aside)", dir)}
+		}
+	} else if !errors.Is(err, store.ErrCorrupt) {
+		return fmt.Errorf("import: %w", err)
+	}
+	nw, err := d.Build(ctx)
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	err = nw.Load(ctx, *doc.JournalID, 0, nil, func(add func(*mvstate.MV, int64)) error {
+		for _, m := range doc.MVs {
+			add(m, *doc.JournalID)
+		}
+		return nil
+	})
+	if err == nil {
+		var aside string
+		if aside, err = d.Install(ctx, nw); err == nil && aside != "" {
+			fmt.Fprintf(w, "old store kept as %s\n", aside)
+		}
+	}
+	nw.Close(ctx, false)
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	fmt.Fprintf(w, "imported %d MVs at journal_id %d into %s\n", len(doc.MVs), *doc.JournalID, dir)
+	return nil
 }
 
 func newHealthcheckCmd() *cobra.Command {
@@ -285,12 +325,12 @@ func newHealthcheckCmd() *cobra.Command {
 			c := &http.Client{Timeout: timeout}
 			resp, err := c.Get(url)
 			if err != nil {
-				return &exitError{code: 1, err: err}
+				return &cli.ExitError{Code: 1, Err: err}
 			}
 			defer resp.Body.Close()
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 			if resp.StatusCode != http.StatusOK {
-				return &exitError{code: 1, err: fmt.Errorf("%s: %s %s", url, resp.Status, body)}
+				return &cli.ExitError{Code: 1, Err: fmt.Errorf("%s: %s %s", url, resp.Status, body)}
 			}
 			return nil
 		},

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mvrepair/mvrepair/internal/cli"
 	"github.com/mvrepair/mvrepair/internal/kafkaio"
 	"github.com/mvrepair/mvrepair/internal/pipeline"
 	"github.com/mvrepair/mvrepair/internal/service"
@@ -45,13 +46,9 @@ so it is refused without --force. Moving offsets forward skips events: also --fo
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cmd.Flags().Changed("from-offset") == cmd.Flags().Changed("from-time") {
-				return &exitError{code: 2, err: errors.New("replay: give exactly one of --from-offset and --from-time")}
+				return &cli.ExitError{Code: 2, Err: errors.New("replay: give exactly one of --from-offset and --from-time")}
 			}
-			cfg, err := g.load(cmd)
-			if err != nil {
-				return err
-			}
-			log, err := logger(cfg)
+			cfg, log, err := g.loadWithLogger(cmd)
 			if err != nil {
 				return err
 			}
@@ -59,11 +56,11 @@ so it is refused without --force. Moving offsets forward skips events: also --fo
 				o.topic = cfg.Kafka.Topics.Input
 			}
 			if o.topic != cfg.Kafka.Topics.Input && o.topic != cfg.Kafka.Topics.Catalog {
-				return &exitError{code: 2, err: fmt.Errorf("replay: --topic %q is neither kafka.topics.input (%s) nor kafka.topics.catalog (%s)",
+				return &cli.ExitError{Code: 2, Err: fmt.Errorf("replay: --topic %q is neither kafka.topics.input (%s) nor kafka.topics.catalog (%s)",
 					o.topic, cfg.Kafka.Topics.Input, cfg.Kafka.Topics.Catalog)}
 			}
 			if o.topic == cfg.Kafka.Topics.Catalog && !o.force {
-				return &exitError{code: 2, err: fmt.Errorf("replay: rewinding %s re-applies old MV snapshots over newer state; add --force if that is what you want", o.topic)}
+				return &cli.ExitError{Code: 2, Err: fmt.Errorf("replay: rewinding %s re-applies old MV snapshots over newer state; add --force if that is what you want", o.topic)}
 			}
 			svc, err := service.Open(cmd.Context(), cfg, log.Level(errorLevel(cfg)))
 			if err != nil {
@@ -101,26 +98,63 @@ func replay(ctx context.Context, w io.Writer, svc *service.Service, group string
 		for _, m := range info.Members {
 			names = append(names, m.ClientID+"@"+m.Host)
 		}
-		return &exitError{code: 3, err: fmt.Errorf("replay: group %s has %d active member(s) (%s); stop every instance first",
+		return &cli.ExitError{Code: 3, Err: fmt.Errorf("replay: group %s has %d active member(s) (%s); stop every instance first",
 			group, len(info.Members), strings.Join(names, ", "))}
 	}
+	rows, err := replayPlan(ctx, svc, group, o)
+	if err != nil {
+		return err
+	}
+	if forward := printPlan(w, group, o.topic, rows); forward && !o.force {
+		return &cli.ExitError{Code: 2, Err: errors.New("replay: the plan moves offsets forward, which skips events; add --force if that is what you want")}
+	}
+	if o.dryRun {
+		fmt.Fprintln(w, "dry run: nothing changed")
+		return nil
+	}
+	target := map[int]int64{}
+	for _, r := range rows {
+		target[r.partition] = r.target
+	}
+	if err := admin.CommitGroupOffsets(ctx, group, map[string]map[int]int64{o.topic: target}); err != nil {
+		if errors.Is(err, kafkaio.ErrGroupNotEmpty) {
+			return &cli.ExitError{Code: 3, Err: fmt.Errorf("replay: group %s became active; stop every instance and retry: %w", group, err)}
+		}
+		return fmt.Errorf("replay: commit group offsets: %w", err)
+	}
+	// The store's applied offsets and its record of what it last committed
+	// to the group (pipeline.GroupMarkTopic) go back together: the next
+	// start sees a deliberate replay, not a rewind by a foreign tool.
+	_, err = svc.Store().Commit(ctx, store.Batch{Reset: map[string]map[int]int64{o.topic: target, pipeline.GroupMarkTopic(o.topic): target}})
+	if err != nil {
+		return fmt.Errorf("replay: group rewound but the store's applied offsets were not (run replay again): %w", err)
+	}
+	fmt.Fprintf(w, "rewound %d partition(s); start the service to replay\n", len(rows))
+	return nil
+}
+
+// replayPlan is the move of every selected partition of the topic, by
+// partition: from the group's and the store's offsets to the target,
+// clamped to the partition's range.
+func replayPlan(ctx context.Context, svc *service.Service, group string, o *replayOptions) ([]planRow, error) {
+	admin := svc.Admin()
 	offs, err := admin.ListOffsets(ctx, o.topic)
 	if err != nil {
-		return fmt.Errorf("replay: list offsets of %s: %w", o.topic, err)
+		return nil, fmt.Errorf("replay: list offsets of %s: %w", o.topic, err)
 	}
 	var byTime map[int]int64
 	if o.fromTime != "" {
 		t, err := parseTime(o.fromTime)
 		if err != nil {
-			return &exitError{code: 2, err: err}
+			return nil, &cli.ExitError{Code: 2, Err: err}
 		}
 		if byTime, err = admin.OffsetsForTime(ctx, o.topic, t); err != nil {
-			return fmt.Errorf("replay: offsets for time: %w", err)
+			return nil, fmt.Errorf("replay: offsets for time: %w", err)
 		}
 	}
 	committed, err := admin.CommittedOffsets(ctx, group, []string{o.topic})
 	if err != nil {
-		return fmt.Errorf("replay: committed offsets: %w", err)
+		return nil, fmt.Errorf("replay: committed offsets: %w", err)
 	}
 	var rows []planRow
 	for p, po := range offs {
@@ -136,44 +170,24 @@ func replay(ctx context.Context, w io.Writer, svc *service.Service, group string
 			storeOld: svc.Store().State().AppliedOffset(o.topic, p), target: target, first: po.First, last: po.Last})
 	}
 	if len(rows) == 0 {
-		return &exitError{code: 2, err: fmt.Errorf("replay: %s has no partition %d", o.topic, o.partition)}
+		return nil, &cli.ExitError{Code: 2, Err: fmt.Errorf("replay: %s has no partition %d", o.topic, o.partition)}
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].partition < rows[j].partition })
-	fmt.Fprintf(w, "replay plan for group %s, topic %s:\n", group, o.topic)
+	return rows, nil
+}
+
+// printPlan prints the plan and reports whether it moves a partition
+// forward (which skips events).
+func printPlan(w io.Writer, group, topic string, rows []planRow) (forward bool) {
+	fmt.Fprintf(w, "replay plan for group %s, topic %s:\n", group, topic)
 	fmt.Fprintf(w, "  %-9s %-12s %-12s %-8s %s\n", "PARTITION", "GROUP", "STORE", "→ NEW", "RANGE")
-	forward := false
 	for _, r := range rows {
 		fmt.Fprintf(w, "  %-9d %-12s %-12s → %-6d [%d, %d)\n", r.partition, offStr(r.groupOld), offStr(r.storeOld), r.target, r.first, r.last)
 		if r.target > max(r.groupOld, r.storeOld) && max(r.groupOld, r.storeOld) >= 0 {
 			forward = true
 		}
 	}
-	if forward && !o.force {
-		return &exitError{code: 2, err: errors.New("replay: the plan moves offsets forward, which skips events; add --force if that is what you want")}
-	}
-	if o.dryRun {
-		fmt.Fprintln(w, "dry run: nothing changed")
-		return nil
-	}
-	target := map[int]int64{}
-	for _, r := range rows {
-		target[r.partition] = r.target
-	}
-	if err := admin.CommitGroupOffsets(ctx, group, map[string]map[int]int64{o.topic: target}); err != nil {
-		if errors.Is(err, kafkaio.ErrGroupNotEmpty) {
-			return &exitError{code: 3, err: fmt.Errorf("replay: group %s became active; stop every instance and retry: %w", group, err)}
-		}
-		return fmt.Errorf("replay: commit group offsets: %w", err)
-	}
-	// The store's applied offsets and its record of what it last committed
-	// to the group (pipeline.GroupMarkTopic) go back together: the next
-	// start sees a deliberate replay, not a rewind by a foreign tool.
-	_, err = svc.Store().Commit(ctx, store.Batch{Reset: map[string]map[int]int64{o.topic: target, pipeline.GroupMarkTopic(o.topic): target}})
-	if err != nil {
-		return fmt.Errorf("replay: group rewound but the store's applied offsets were not (run replay again): %w", err)
-	}
-	fmt.Fprintf(w, "rewound %d partition(s); start the service to replay\n", len(rows))
-	return nil
+	return forward
 }
 
 func offStr(o int64) string {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/mvrepair/mvrepair/internal/cli"
 	"github.com/mvrepair/mvrepair/internal/config"
 	"github.com/mvrepair/mvrepair/internal/demo"
 	"github.com/mvrepair/mvrepair/internal/kafkaio"
@@ -124,8 +125,8 @@ func TestReplay_fromZeroReconsumesAndJournalsNothingNew(t *testing.T) {
 	// While the group has a member, replay refuses.
 	var out bytes.Buffer
 	err = replay(ctx, &out, svc, cfg.Kafka.GroupID, &replayOptions{topic: cfg.Kafka.Topics.Input, partition: -1})
-	var ee *exitError
-	if !errors.As(err, &ee) || ee.code != 3 || !strings.Contains(err.Error(), "stop every instance") {
+	var ee *cli.ExitError
+	if !errors.As(err, &ee) || ee.Code != 3 || !strings.Contains(err.Error(), "stop every instance") {
 		t.Fatalf("replay with an active group: %v", err)
 	}
 	stop()

@@ -21,6 +21,11 @@ func newStateCmd(g *globals) *cobra.Command {
 		Args:  subcommandArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
+	cmd.AddCommand(newStateExportCmd(g), newStateShowCmd(g), newImportCmd(g))
+	return cmd
+}
+
+func newStateExportCmd(g *globals) *cobra.Command {
 	var out, exportMV string
 	export := &cobra.Command{
 		Use:   "export",
@@ -61,6 +66,10 @@ func newStateCmd(g *globals) *cobra.Command {
 	}
 	export.Flags().StringVarP(&out, "out", "o", "-", "output file (- for stdout)")
 	export.Flags().StringVar(&exportMV, "mv", "", "only this MV: DB_ID:MV_ID, or MV_ID when unique")
+	return export
+}
+
+func newStateShowCmd(g *globals) *cobra.Command {
 	var mv string
 	show := &cobra.Command{
 		Use:   "show",
@@ -100,8 +109,7 @@ func newStateCmd(g *globals) *cobra.Command {
 		},
 	}
 	show.Flags().StringVar(&mv, "mv", "", "one MV: DB_ID:MV_ID, or MV_ID when unique")
-	cmd.AddCommand(export, show, newImportCmd(g))
-	return cmd
+	return show
 }
 
 // findMV resolves "db:mv" or a bare mv id.

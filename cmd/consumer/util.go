@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mvrepair/mvrepair/internal/cli"
 	"github.com/mvrepair/mvrepair/internal/store"
 )
 
@@ -40,15 +41,15 @@ func openReadOnly(ctx context.Context, what, dir string) (*store.Store, error) {
 	fi, err := os.Stat(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, &exitError{code: 2, err: fmt.Errorf("%s: state.dir %s does not exist; check the state.dir key (--config or MVREPAIR_STATE_DIR)", what, describeDir(dir))}
+		return nil, &cli.ExitError{Code: 2, Err: fmt.Errorf("%s: state.dir %s does not exist; check the state.dir key (--config or MVREPAIR_STATE_DIR)", what, describeDir(dir))}
 	case err != nil:
 		return nil, fmt.Errorf("%s: state.dir %s: %w", what, describeDir(dir), err)
 	case !fi.IsDir():
-		return nil, &exitError{code: 2, err: fmt.Errorf("%s: state.dir %s is not a directory; check the state.dir key (--config or MVREPAIR_STATE_DIR)", what, describeDir(dir))}
+		return nil, &cli.ExitError{Code: 2, Err: fmt.Errorf("%s: state.dir %s is not a directory; check the state.dir key (--config or MVREPAIR_STATE_DIR)", what, describeDir(dir))}
 	}
 	s, err := store.OpenReadOnly(ctx, dir)
 	if errors.Is(err, store.ErrNoStore) {
-		return nil, &exitError{code: 2, err: fmt.Errorf("%s: state.dir %s holds no state store; check the state.dir key (--config or MVREPAIR_STATE_DIR)", what, describeDir(dir))}
+		return nil, &cli.ExitError{Code: 2, Err: fmt.Errorf("%s: state.dir %s holds no state store; check the state.dir key (--config or MVREPAIR_STATE_DIR)", what, describeDir(dir))}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
@@ -61,7 +62,7 @@ func openReadOnly(ctx context.Context, what, dir string) (*store.Store, error) {
 func lockStateDir(what, dir string) (*store.Dir, error) {
 	d, err := store.LockDir(dir, store.Options{})
 	if errors.Is(err, store.ErrLocked) {
-		return nil, &exitError{code: 3, err: fmt.Errorf("%s: state dir %s is in use by another mvrepair process (the service?): stop it first", what, describeDir(dir))}
+		return nil, &cli.ExitError{Code: 3, Err: fmt.Errorf("%s: state dir %s is in use by another mvrepair process (the service?): stop it first", what, describeDir(dir))}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)

@@ -1,4 +1,4 @@
-// Command loadgen is mvrepair's load generator (DESIGN.md §8): for each
+// Command loadgen is mvrepair's load generator (docs/design.md §5.10): for each
 // workload case it measures the repair pipeline's throughput next to a
 // pass-through baseline in the same run, the latency of both at a fixed
 // rate, and the service's per-batch figures from its pipeline reports, then
@@ -15,35 +15,6 @@
 // exit with status 2, a failed case with status 1 (after the report).
 package main
 
-import (
-	"context"
-	"errors"
-	"fmt"
-	"os"
-	"os/signal"
-	"strings"
-	"syscall"
-)
+import "github.com/mvrepair/mvrepair/internal/cli"
 
-// exitError carries a process exit code.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRoot().ExecuteContext(ctx)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "loadgen:", strings.TrimPrefix(err.Error(), "loadgen: "))
-		var ee *exitError
-		if errors.As(err, &ee) {
-			os.Exit(ee.code)
-		}
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("loadgen", newRoot()) }

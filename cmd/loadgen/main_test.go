@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mvrepair/mvrepair/internal/cli"
 	"github.com/mvrepair/mvrepair/internal/loadgen"
 )
 
@@ -27,16 +27,7 @@ func execute(t *testing.T, ctx context.Context, args ...string) (string, string,
 	return out.String(), errOut.String(), err
 }
 
-func exitCode(err error) int {
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return ee.code
-	}
-	if err != nil {
-		return 1
-	}
-	return 0
-}
+func exitCode(err error) int { return cli.Code(err) }
 
 // TestQuick_runsEveryCaseAndReportsEveryFigure is the smoke run of the tool:
 // every default case, in one invocation, on embedded brokers. It checks

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mvrepair/mvrepair/internal/cli"
 	"github.com/mvrepair/mvrepair/internal/config"
 	"github.com/mvrepair/mvrepair/internal/loadgen"
 )
@@ -34,7 +35,7 @@ func newRoot() *cobra.Command {
 		Use:   "loadgen [--case NAME,...] [--quick] [--events N] [--rate R] [--duration D] [--json]",
 		Short: "Measure the repair pipeline next to a pass-through baseline, case by case",
 		Long: `Measure the mvrepair pipeline in one run, on one broker, with one set of client settings,
-for each workload case, one after the other (DESIGN.md §8):
+for each workload case, one after the other (docs/design.md §5.10):
 
   1. throughput with repairs: M MVs over T tables (P recorded partitions each) are seeded
      through the catalog topic; then, in each of --rounds rounds, N partition_version_changed
@@ -116,7 +117,7 @@ func run(cmd *cobra.Command, opt loadgen.Options, fl flags) error {
 		fmt.Fprintln(cmd.ErrOrStderr(), "loadgen: warning:", w)
 	}
 	if err != nil {
-		return &exitError{code: 2, err: err}
+		return &cli.ExitError{Code: 2, Err: err}
 	}
 	if err := checkFlags(opt, fl.shape); err != nil {
 		return err
@@ -137,7 +138,7 @@ func run(cmd *cobra.Command, opt loadgen.Options, fl flags) error {
 	}
 	rep, err := loadgen.Run(cmd.Context(), opt)
 	if errors.Is(err, loadgen.ErrOptions) {
-		return &exitError{code: 2, err: err}
+		return &cli.ExitError{Code: 2, Err: err}
 	}
 	if rep != nil {
 		if werr := write(cmd.OutOrStdout(), rep, fl.asJSON); werr != nil && err == nil {
@@ -193,7 +194,7 @@ func write(w io.Writer, rep *loadgen.Report, asJSON bool) error {
 
 // usageErrorf is a usage error: it exits with status 2.
 func usageErrorf(format string, a ...any) error {
-	return &exitError{code: 2, err: fmt.Errorf(format, a...)}
+	return &cli.ExitError{Code: 2, Err: fmt.Errorf(format, a...)}
 }
 
 // noArgs refuses positional arguments: the command takes flags only.

@@ -106,19 +106,13 @@ func (w *Writer) Write(ctx context.Context) (*editlog.Checkpoint, error) {
 	if w.Last != nil {
 		after = w.Last.JournalID
 	}
+	// The first checkpoint (this writer knows of) holds every MV
+	// (ChangedAfter 0).
 	sn, err := w.State.Snapshot(mvstate.Selection{ChangedAfter: max(after, 0)})
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
 	defer sn.Close()
-	if after == 0 {
-		// The first checkpoint (this writer knows of) holds every MV.
-		sn.Close()
-		if sn, err = w.State.Snapshot(mvstate.Selection{}); err != nil {
-			return nil, fmt.Errorf("checkpoint: %w", err)
-		}
-		defer sn.Close()
-	}
 	j := sn.JournalID
 	if j == 0 {
 		return nil, nil
@@ -129,6 +123,26 @@ func (w *Writer) Write(ctx context.Context) (*editlog.Checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
+	mvs, tombs, err := w.publishSnapshot(ctx, sn)
+	if err != nil {
+		return nil, err
+	}
+	c := editlog.Checkpoint{JournalID: j, Epoch: sn.Epoch, EditLogOffset: off, MVs: w.State.Len(), At: time.Now().UnixMilli()}
+	if err := w.fenced(ctx); err != nil {
+		return nil, err
+	}
+	marker := kafkaio.Message{Topic: w.Topic, Key: []byte(editlog.CheckpointKey), Value: editlog.AppendCheckpoint(nil, c)}
+	if err := w.Pub.Publish(ctx, marker); err != nil {
+		return nil, fmt.Errorf("checkpoint: publish the marker: %w", err)
+	}
+	w.durable(ctx, c, mvs, tombs, start)
+	return &c, nil
+}
+
+// publishSnapshot publishes a record of every MV of sn (a tombstone for a
+// dropped one) in chunks, each after proving the writer still holds its
+// role, and counts them.
+func (w *Writer) publishSnapshot(ctx context.Context, sn *mvstate.Snapshot) (mvs, tombs int, err error) {
 	var batch []kafkaio.Message
 	chunk := w.Chunk
 	if chunk <= 0 {
@@ -147,7 +161,6 @@ func (w *Writer) Write(ctx context.Context) (*editlog.Checkpoint, error) {
 		batch = batch[:0]
 		return nil
 	}
-	mvs, tombs := 0, 0
 	err = sn.Each(ctx, func(v mvstate.SnapMV) error {
 		m := kafkaio.Message{Topic: w.Topic, Key: []byte(v.Key.String())}
 		if v.MV != nil {
@@ -165,17 +178,13 @@ func (w *Writer) Write(ctx context.Context) (*editlog.Checkpoint, error) {
 	if err == nil {
 		err = flush()
 	}
-	if err != nil {
-		return nil, err
-	}
-	c := editlog.Checkpoint{JournalID: j, Epoch: sn.Epoch, EditLogOffset: off, MVs: w.State.Len(), At: time.Now().UnixMilli()}
-	if err := w.fenced(ctx); err != nil {
-		return nil, err
-	}
-	marker := kafkaio.Message{Topic: w.Topic, Key: []byte(editlog.CheckpointKey), Value: editlog.AppendCheckpoint(nil, c)}
-	if err := w.Pub.Publish(ctx, marker); err != nil {
-		return nil, fmt.Errorf("checkpoint: publish the marker: %w", err)
-	}
+	return mvs, tombs, err
+}
+
+// durable records that checkpoint c is durable: it becomes Last, the drops
+// its tombstones cover are forgotten, Durable is told, and the edit log
+// before the previous checkpoint is truncated.
+func (w *Writer) durable(ctx context.Context, c editlog.Checkpoint, mvs, tombs int, start time.Time) {
 	w.prev, w.Last = w.Last, &c
 	// Tombstones written: forget the drops they cover.
 	if w.prev != nil {
@@ -191,7 +200,6 @@ func (w *Writer) Write(ctx context.Context) (*editlog.Checkpoint, error) {
 			w.Log.Warn().Err(err).Int64("before", w.prev.EditLogOffset).Msg("checkpoint: truncating the edit log failed; it is retried after the next checkpoint")
 		}
 	}
-	return &c, nil
 }
 
 // fenced returns ErrNotWriter unless the writer still holds its role.

@@ -1,4 +1,4 @@
-// Package config is the service's typed, validated configuration (DESIGN.md
+// Package config is the service's typed, validated configuration (docs/design.md
 // §6).
 //
 // Values come from three layers, highest priority first:
@@ -86,7 +86,7 @@ type Kafka struct {
 	Reader             Reader        `key:"reader"`
 }
 
-// TLS configures TLS on the connections to the brokers (DESIGN.md §6). Every
+// TLS configures TLS on the connections to the brokers (docs/design.md §6). Every
 // key but enabled requires enabled: true.
 type TLS struct {
 	Enabled            bool   `key:"enabled" help:"Connect to the brokers over TLS (the SSL or SASL_SSL listener)."`
@@ -97,7 +97,7 @@ type TLS struct {
 	InsecureSkipVerify bool   `key:"insecure_skip_verify" help:"Do not verify the brokers' certificates: anyone on the path can impersonate the broker. Tests only; logged as a warning."`
 }
 
-// SASL configures SASL authentication (DESIGN.md §6).
+// SASL configures SASL authentication (docs/design.md §6).
 type SASL struct {
 	Mechanism    string `key:"mechanism" help:"SASL mechanism: none|PLAIN|SCRAM-SHA-256|SCRAM-SHA-512."`
 	Username     string `key:"username" help:"SASL user name; required with a mechanism."`
@@ -228,7 +228,7 @@ func Default() Config {
 // The kafka.balancer values.
 const (
 	// BalancerSingleActive gives every input partition to one member, so the
-	// group protocol elects the active writer (DESIGN.md §7).
+	// group protocol elects the active writer (docs/design.md §7).
 	BalancerSingleActive = "single-active"
 	// BalancerRange is kafka-go's range balancer (for experiments only: it
 	// splits partitions across members).

@@ -264,6 +264,7 @@ func TestValidate_rejects_bad_values_naming_the_key(t *testing.T) {
 		{"batch max events too big", func(c *config.Config) { c.Batch.MaxEvents = 100001 },
 			[]string{"config: batch.max_events: must be between 1 and 100000 (got 100001)"}},
 		{"batch max wait", func(c *config.Config) { c.Batch.MaxWait = -time.Millisecond }, []string{"config: batch.max_wait: must be a positive duration (got -1ms)"}},
+		{"reader max wait", func(c *config.Config) { c.Kafka.Reader.MaxWait = 0 }, []string{"config: kafka.reader.max_wait: must be a positive duration (got 0s)"}},
 		{"retry max below initial", func(c *config.Config) { c.Retry.MaxInterval = time.Millisecond }, []string{"config: retry.max_interval: must be at least retry.initial_interval"}},
 		{"retry multiplier", func(c *config.Config) { c.Retry.Multiplier = 0.5 }, []string{"config: retry.multiplier: must be at least 1 (got 0.5)"}},
 		{"retry outlives rebalance", func(c *config.Config) { c.Retry.MaxElapsedTime = 30 * time.Second },

@@ -77,7 +77,7 @@ func (c *Config) Warnings() []string {
 	}
 	if k.IsolationLevel == IsolationReadUncommitted {
 		out = append(out, keyIsolationLevel+" is read_uncommitted: records of aborted or still-open "+
-			"transactions are applied and journaled (DESIGN.md §4 asks for read_committed)")
+			"transactions are applied and journaled (docs/design.md §4 asks for read_committed)")
 	}
 	return out
 }

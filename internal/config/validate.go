@@ -28,6 +28,32 @@ func (c *Config) Validate() error {
 		v.fail("state.snapshot_bytes", "must be at least 1048576 (1 MiB) (got %d)", c.State.SnapshotBytes)
 	}
 
+	v.kafka(c)
+
+	v.between("batch.max_events", int64(c.Batch.MaxEvents), MinBatchEvents, MaxBatchEvents)
+	v.positive("batch.max_wait", c.Batch.MaxWait)
+
+	v.retry(&c.Retry, c.Kafka.RebalanceTimeout)
+
+	if c.Checkpoint.Interval < 0 {
+		v.fail("checkpoint.interval", "must be 0 (off) or a positive duration (got %s)", formatDuration(c.Checkpoint.Interval))
+	}
+	if c.Checkpoint.MaxRecords < 0 {
+		v.fail("checkpoint.max_records", "must be 0 (off) or positive (got %d)", c.Checkpoint.MaxRecords)
+	}
+	v.positive("health.stall_timeout", c.Health.StallTimeout)
+
+	if !validHostPort(c.HTTP.Addr, 0) {
+		v.fail("http.addr", "must be [host]:port (got %q)", c.HTTP.Addr)
+	}
+	v.positive("shutdown_timeout", c.ShutdownTimeout)
+	v.positive("metrics.lag_interval", c.Metrics.LagInterval)
+
+	return errors.Join(v.errs...)
+}
+
+// kafka checks the kafka.* keys.
+func (v *validator) kafka(c *Config) {
 	k := &c.Kafka
 	v.brokers(c)
 	v.validateSecurity(c)
@@ -52,23 +78,25 @@ func (c *Config) Validate() error {
 		v.fail("kafka.edit_log_retention_ms", "must be -1 (keep forever) or positive (got %d)", k.EditLogRetentionMs)
 	}
 	v.between("kafka.edit_log_max_message_bytes", int64(k.EditLogMaxBytes), 1<<20, 1<<30)
+	v.clients(k)
+}
+
+// clients checks the kafka.writer.* and kafka.reader.* keys.
+func (v *validator) clients(k *Kafka) {
 	v.positive("kafka.writer.batch_timeout", k.Writer.BatchTimeout)
 	v.atLeast("kafka.writer.batch_size", int64(k.Writer.BatchSize), 1)
 	v.positive("kafka.writer.write_timeout", k.Writer.WriteTimeout)
 	v.oneOf("kafka.writer.compression", k.Writer.Compression, "none", "gzip", "snappy", "lz4", "zstd")
-	// kafka-go uses max_wait as the fetch's read deadline and asks the broker
-	// to answer within 3/4 of it: below ~50ms late answers make it drop the
-	// connection and re-dial, and latency collapses (measured: seconds).
-	if k.Reader.MaxWait < 50*time.Millisecond {
-		v.fail("kafka.reader.max_wait", "must be at least 50ms (got %s): kafka-go re-dials when a fetch answers later than max_wait", k.Reader.MaxWait)
-	}
+	// The fetcher gives each request max_wait plus a margin before it times
+	// out (internal/kafkaio), so any positive value works.
+	v.positive("kafka.reader.max_wait", k.Reader.MaxWait)
 	v.atLeast("kafka.reader.max_bytes", int64(k.Reader.MaxBytes), 1)
 	v.atLeast("kafka.reader.queue_capacity", int64(k.Reader.QueueCapacity), 1)
+}
 
-	v.between("batch.max_events", int64(c.Batch.MaxEvents), MinBatchEvents, MaxBatchEvents)
-	v.positive("batch.max_wait", c.Batch.MaxWait)
-
-	r := &c.Retry
+// retry checks the retry.* keys; retries must end before a rebalance
+// times out.
+func (v *validator) retry(r *Retry, rebalanceTimeout time.Duration) {
 	v.positive("retry.initial_interval", r.InitialInterval)
 	v.positive("retry.max_interval", r.MaxInterval)
 	if r.InitialInterval > 0 && r.MaxInterval > 0 && r.MaxInterval < r.InitialInterval {
@@ -79,26 +107,10 @@ func (c *Config) Validate() error {
 		v.fail("retry.multiplier", "must be at least 1 (got %g)", r.Multiplier)
 	}
 	v.positive("retry.max_elapsed_time", r.MaxElapsedTime)
-	if r.MaxElapsedTime > 0 && k.RebalanceTimeout > 0 && r.MaxElapsedTime >= k.RebalanceTimeout {
+	if r.MaxElapsedTime > 0 && rebalanceTimeout > 0 && r.MaxElapsedTime >= rebalanceTimeout {
 		v.fail("retry.max_elapsed_time", "must be less than kafka.rebalance_timeout, or a stuck batch outlives the rebalance (%s >= %s)",
-			formatDuration(r.MaxElapsedTime), formatDuration(k.RebalanceTimeout))
+			formatDuration(r.MaxElapsedTime), formatDuration(rebalanceTimeout))
 	}
-
-	if c.Checkpoint.Interval < 0 {
-		v.fail("checkpoint.interval", "must be 0 (off) or a positive duration (got %s)", formatDuration(c.Checkpoint.Interval))
-	}
-	if c.Checkpoint.MaxRecords < 0 {
-		v.fail("checkpoint.max_records", "must be 0 (off) or positive (got %d)", c.Checkpoint.MaxRecords)
-	}
-	v.positive("health.stall_timeout", c.Health.StallTimeout)
-
-	if !validHostPort(c.HTTP.Addr, 0) {
-		v.fail("http.addr", "must be [host]:port (got %q)", c.HTTP.Addr)
-	}
-	v.positive("shutdown_timeout", c.ShutdownTimeout)
-	v.positive("metrics.lag_interval", c.Metrics.LagInterval)
-
-	return errors.Join(v.errs...)
 }
 
 // validator collects KeyErrors.

@@ -2,7 +2,7 @@
 // code: docker-compose.yml and its secured override docker-compose.sasl.yml
 // (checked merged, as Compose merges them), the Dockerfile, .dockerignore and
 // the scripts under deploy/ (topic-init, the broker's SASL entrypoint, the
-// certificate generator gen-certs.sh) (DESIGN.md §6–§7).
+// certificate generator gen-certs.sh) (docs/design.md §6–§7).
 //
 // No container runtime is needed. The tests parse the files and check them
 // against internal/config (every MVREPAIR_* variable is a real key with a

@@ -1,6 +1,6 @@
 // Package embedded runs an in-process Kafka-protocol broker (franz-go's kfake)
 // for the `kafka.brokers: embedded` dev mode and for fast hermetic tests
-// (DESIGN.md §6, §8).
+// (docs/design.md §6, §8).
 //
 // The broker is a single node that listens on the loopback interface only:
 // kfake always binds 127.0.0.1 and advertises the address it listens on, so

@@ -24,7 +24,7 @@ import (
 //
 //	go test -run='^$' -bench=. -benchmem -count=3 ./internal/enginetest/
 
-// The DESIGN.md §4 sample names, so that records have their real size.
+// The docs/design.md §4 sample names, so that records have their real size.
 const (
 	benchDB      = 10001
 	benchTable   = 20001
@@ -63,7 +63,7 @@ func putMVs(b testing.TB, s *store.Store, mvs ...*mvstate.MV) {
 	}
 }
 
-// repairEvent is a one-partition compaction event, the DESIGN.md §4 sample.
+// repairEvent is a one-partition compaction event, the docs/design.md §4 sample.
 func repairEvent(table int64, i int, last int64) *events.PartitionVersionChanged {
 	lvt := benchTime
 	return &events.PartitionVersionChanged{EventID: benchEventID, Source: "compaction", DBID: benchDB, TableID: table,

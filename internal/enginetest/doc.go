@@ -10,7 +10,7 @@
 // over random catalogs and random event streams cut into random batches,
 // drawn by internal/testkit/gen:
 //
-//   - the edit log alone rebuilds the live state, byte for byte (DESIGN.md §5.5),
+//   - the edit log alone rebuilds the live state, byte for byte (docs/design.md §5.5),
 //     and a durable store agrees with what its directory holds (its snapshot
 //     and the log after it), also reopened mid-stream, and after commits that
 //     failed on the disk;

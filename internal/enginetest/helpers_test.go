@@ -26,7 +26,7 @@ type tb interface {
 	Fatalf(format string, args ...any)
 }
 
-// The topics (DESIGN.md §4). The input topic has 3 partitions, the catalog 2.
+// The topics (docs/design.md §4). The input topic has 3 partitions, the catalog 2.
 const (
 	topicInput   = "partition-version-changed"
 	topicCatalog = "mv-catalog"

@@ -1,4 +1,4 @@
-// Package hatest holds the high-availability tests of DESIGN.md §7: several
+// Package hatest holds the high-availability tests of docs/design.md §7: several
 // service instances (child processes of the test binary, started through
 // internal/testkit, each with a state dir of its own) in one consumer group,
 // one active writer and hot standbys; failover after kill -9 and after a

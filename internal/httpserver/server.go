@@ -1,4 +1,4 @@
-// Package httpserver is the operator HTTP surface (DESIGN.md §6): liveness
+// Package httpserver is the operator HTTP surface (docs/design.md §6): liveness
 // and readiness probes, Prometheus metrics, and a read-only view of the MVs
 // the instance holds.
 //
@@ -198,90 +198,106 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // routes builds the mux.
 func routes(d Deps) http.Handler {
+	h := handlers{d}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) {
-		var err error
-		if d.Health != nil {
-			err = d.Health.Live()
-		}
-		writeHealth(w, err)
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		err := errors.New("no readiness check configured")
-		if d.Health != nil {
-			err = d.Health.Ready()
-		}
-		writeHealth(w, err)
-	})
+	mux.HandleFunc("GET /livez", h.livez)
+	mux.HandleFunc("GET /readyz", h.readyz)
 	if d.Metrics != nil {
 		mux.Handle("GET /metrics", d.Metrics)
 	}
-	mux.HandleFunc("GET /v1/mvs", func(w http.ResponseWriter, _ *http.Request) {
-		if d.MVs == nil {
-			writeError(w, http.StatusServiceUnavailable, "MV state not available")
-			return
-		}
-		list := slices.Clone(d.MVs.ListMVs())
-		if list == nil {
-			list = []MVSummary{}
-		}
-		slices.SortFunc(list, func(a, b MVSummary) int {
-			return cmp.Or(cmp.Compare(a.DBID, b.DBID), cmp.Compare(a.MVID, b.MVID))
-		})
-		writeJSON(w, http.StatusOK, list)
-	})
-	mux.HandleFunc("GET /v1/state", func(w http.ResponseWriter, r *http.Request) {
-		if d.State == nil {
-			writeError(w, http.StatusServiceUnavailable, "state not available")
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusOK)
-		// Streamed: a failure after the first bytes can only cut the
-		// document short (a client sees invalid JSON, never a wrong one).
-		_ = d.State.ExportState(r.Context(), w)
-	})
-	mux.HandleFunc("POST /v1/checkpoint", func(w http.ResponseWriter, r *http.Request) {
-		if d.Checkpoints == nil {
-			writeError(w, http.StatusServiceUnavailable, "checkpoints not available")
-			return
-		}
-		c, err := d.Checkpoints.Checkpoint(r.Context())
-		switch {
-		case errors.Is(err, ErrNotActive):
-			writeError(w, http.StatusConflict, err.Error())
-		case err != nil:
-			writeError(w, http.StatusInternalServerError, err.Error())
-		default:
-			writeJSON(w, http.StatusOK, c)
-		}
-	})
-	mux.HandleFunc("GET /v1/mvs/{db_id}/{mv_id}", func(w http.ResponseWriter, r *http.Request) {
-		dbID, err := pathID(r, "db_id")
-		if err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		mvID, err := pathID(r, "mv_id")
-		if err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		if d.MVs == nil {
-			writeError(w, http.StatusServiceUnavailable, "MV state not available")
-			return
-		}
-		doc, ok := d.MVs.GetMV(dbID, mvID)
-		if !ok {
-			writeError(w, http.StatusNotFound, fmt.Sprintf("no MV with db_id %d and mv_id %d", dbID, mvID))
-			return
-		}
-		// The canonical document, byte for byte as the state exports it.
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(doc)
-	})
+	mux.HandleFunc("GET /v1/mvs", h.listMVs)
+	mux.HandleFunc("GET /v1/state", h.state)
+	mux.HandleFunc("POST /v1/checkpoint", h.checkpoint)
+	mux.HandleFunc("GET /v1/mvs/{db_id}/{mv_id}", h.getMV)
 	return mux
+}
+
+// handlers serve the routes from Deps.
+type handlers struct{ d Deps }
+
+func (h handlers) livez(w http.ResponseWriter, _ *http.Request) {
+	var err error
+	if h.d.Health != nil {
+		err = h.d.Health.Live()
+	}
+	writeHealth(w, err)
+}
+
+func (h handlers) readyz(w http.ResponseWriter, _ *http.Request) {
+	err := errors.New("no readiness check configured")
+	if h.d.Health != nil {
+		err = h.d.Health.Ready()
+	}
+	writeHealth(w, err)
+}
+
+func (h handlers) listMVs(w http.ResponseWriter, _ *http.Request) {
+	if h.d.MVs == nil {
+		writeError(w, http.StatusServiceUnavailable, "MV state not available")
+		return
+	}
+	list := slices.Clone(h.d.MVs.ListMVs())
+	if list == nil {
+		list = []MVSummary{}
+	}
+	slices.SortFunc(list, func(a, b MVSummary) int {
+		return cmp.Or(cmp.Compare(a.DBID, b.DBID), cmp.Compare(a.MVID, b.MVID))
+	})
+	writeJSON(w, http.StatusOK, list)
+}
+
+func (h handlers) state(w http.ResponseWriter, r *http.Request) {
+	if h.d.State == nil {
+		writeError(w, http.StatusServiceUnavailable, "state not available")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	// Streamed: a failure after the first bytes can only cut the
+	// document short (a client sees invalid JSON, never a wrong one).
+	_ = h.d.State.ExportState(r.Context(), w)
+}
+
+func (h handlers) checkpoint(w http.ResponseWriter, r *http.Request) {
+	if h.d.Checkpoints == nil {
+		writeError(w, http.StatusServiceUnavailable, "checkpoints not available")
+		return
+	}
+	c, err := h.d.Checkpoints.Checkpoint(r.Context())
+	switch {
+	case errors.Is(err, ErrNotActive):
+		writeError(w, http.StatusConflict, err.Error())
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, err.Error())
+	default:
+		writeJSON(w, http.StatusOK, c)
+	}
+}
+
+func (h handlers) getMV(w http.ResponseWriter, r *http.Request) {
+	dbID, err := pathID(r, "db_id")
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	mvID, err := pathID(r, "mv_id")
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if h.d.MVs == nil {
+		writeError(w, http.StatusServiceUnavailable, "MV state not available")
+		return
+	}
+	doc, ok := h.d.MVs.GetMV(dbID, mvID)
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no MV with db_id %d and mv_id %d", dbID, mvID))
+		return
+	}
+	// The canonical document, byte for byte as the state exports it.
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(doc)
 }
 
 // pathID parses a positive int64 path value.

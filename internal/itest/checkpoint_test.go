@@ -31,7 +31,7 @@ func TestCheckpoint_journalStaysBoundedAndARestoreFromTheCheckpointEqualsTheLive
 
 	in := e.StartService(cfg, "run-1")
 	e.Publish(catalog...)
-	e.WaitApplied(in.State, tp.Catalog) // two topics, no order between them
+	e.WaitApplied(in.State, tp.Catalog) // the MVs exist before their first compaction
 	// Over several seconds: the writer checks once a second whether a
 	// checkpoint is due.
 	if err := e.PublishPaced(input, 50, 100*time.Millisecond); err != nil {
@@ -47,6 +47,7 @@ func TestCheckpoint_journalStaysBoundedAndARestoreFromTheCheckpointEqualsTheLive
 	in.Stop()
 	live := testkit.ExportOf(t, in.State())
 	jid := in.State().JournalID()
+	testkit.SameText(t, "state after the first run", testkit.MVsOf(t, live), testkit.ExpectedMVs(t, testkit.TopicsOf(cfg), catalog, input))
 
 	// The journal is bounded: each checkpoint truncated the edit log below
 	// the one before it, so it holds the records since the checkpoint

@@ -1,4 +1,4 @@
-// Package itest is the integration test suite of the pipeline (DESIGN.md §5,
+// Package itest is the integration test suite of the pipeline (docs/design.md §5,
 // §8): the whole service — state store, kafka-go clients, consumer group,
 // writer, follower, outbox, dead-letter queue — driven over TCP against a
 // Kafka-protocol broker.

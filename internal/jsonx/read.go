@@ -288,6 +288,15 @@ func (r *Reader) hex4() (rune, bool) {
 	return v, true
 }
 
+// StringBytes reads a string value and returns its bytes (a slice of the
+// input, or of a new buffer when it had escapes): no string is allocated.
+func (r *Reader) StringBytes() []byte {
+	if r.err != nil {
+		return nil
+	}
+	return r.rawString()
+}
+
 // String reads a string value.
 func (r *Reader) String() string {
 	if r.err != nil {

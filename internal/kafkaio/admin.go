@@ -355,6 +355,20 @@ func (a *Admin) ListOffsets(ctx context.Context, topic string) (map[int]Partitio
 	return out, nil
 }
 
+// HighWatermarks returns the high watermark (the offset the next record
+// will get) of every partition of topic: ListOffsets' Last.
+func (a *Admin) HighWatermarks(ctx context.Context, topic string) (map[int]int64, error) {
+	offs, err := a.ListOffsets(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int]int64, len(offs))
+	for p, o := range offs {
+		out[p] = o.Last
+	}
+	return out, nil
+}
+
 // OffsetsForTime returns, for every partition of topic, the offset of the
 // first record whose timestamp is at or after t, or the high watermark when
 // there is none (so that consuming from the result replays exactly the

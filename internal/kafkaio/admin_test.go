@@ -48,7 +48,7 @@ func TestAdmin_EnsureTopics_is_idempotent(t *testing.T) {
 	}
 }
 
-func TestAdmin_ListOffsets_and_OffsetsForTime(t *testing.T) {
+func TestAdmin_ListOffsets_HighWatermarks_and_OffsetsForTime(t *testing.T) {
 	addr := startBroker(t, "times:2")
 	admin := newTestAdmin(t, addr)
 	ctx := testCtx(t, 10*time.Second)
@@ -94,6 +94,18 @@ func TestAdmin_ListOffsets_and_OffsetsForTime(t *testing.T) {
 	if total != 16 {
 		t.Fatalf("high watermarks %v sum to %d, want 16", offs, total)
 	}
+	hwm, err := admin.HighWatermarks(ctx, "times")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hwm) != len(offs) {
+		t.Errorf("HighWatermarks = %v for offsets %v", hwm, offs)
+	}
+	for p, po := range offs {
+		if hw, ok := hwm[p]; !ok || hw != po.Last {
+			t.Errorf("partition %d: HighWatermarks says %d (%v), ListOffsets' high watermark is %d", p, hw, ok, po.Last)
+		}
+	}
 	f, err := NewTopicTail(ctx, FetcherConfig{Brokers: []string{addr}}, "times", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -138,6 +150,9 @@ func TestAdmin_ListOffsets_and_OffsetsForTime(t *testing.T) {
 	}
 	if _, err := admin.ListOffsets(ctx, "missing"); !errors.Is(err, ErrUnknownTopic) {
 		t.Errorf("list offsets of a missing topic: %v", err)
+	}
+	if _, err := admin.HighWatermarks(ctx, "missing"); !errors.Is(err, ErrUnknownTopic) {
+		t.Errorf("high watermarks of a missing topic: %v", err)
 	}
 }
 

@@ -38,7 +38,7 @@ type MemberState struct {
 // SingleActiveBalancer is a kafka-go GroupBalancer that gives every partition
 // of every subscribed topic to a single member, the active one, and nothing
 // to the others (hot standbys). The group protocol is thereby the leader
-// election (DESIGN.md §7).
+// election (docs/design.md §7).
 //
 // The choice depends only on the members' advertised MemberState, so it is
 // the same whichever member is the group leader: members advertising

@@ -9,12 +9,12 @@
 //     message is acknowledged by all in-sync replicas and then reports where
 //     each message was written (Message.Partition and Offset). Keys are
 //     partitioned like the Java client's default partitioner (murmur2), so a
-//     JVM producer and this one put a key on the same partition (DESIGN.md
+//     JVM producer and this one put a key on the same partition (docs/design.md
 //     §4). Messages are checked against ProducerConfig.MaxMessageBytes
 //     (RecordSize is the size a broker counts against max.message.bytes);
 //     too large ones fail with ErrMessageTooLarge.
 //   - Group and Generation: the consumer-group membership used for leader
-//     election (DESIGN.md §7) with SingleActiveBalancer, which gives every
+//     election (docs/design.md §7) with SingleActiveBalancer, which gives every
 //     partition to one member. Offsets are committed through the generation
 //     so that a fenced (stale) writer is detected with errors.Is(err, ErrFenced).
 //   - Fetcher: group-less per-partition fetch loops fanned into one queue, for

@@ -1,6 +1,7 @@
 package kafkaio
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -358,27 +359,11 @@ func (p *partitionFetch) outOfRange(ctx context.Context) error {
 // offsets is enough (kafka-go does not expose a batch's last offset).
 func (p *partitionFetch) deliver(part *fetch.ResponsePartition) error {
 	fetchOffset := p.offset
-	next := fetchOffset
 	readCommitted := p.f.isolation == 1
-
-	aborted := slices.Clone(part.AbortedTransactions)
-	slices.SortFunc(aborted, func(a, b fetch.ResponseTransaction) int {
-		switch {
-		case a.FirstOffset < b.FirstOffset:
-			return -1
-		case a.FirstOffset > b.FirstOffset:
-			return 1
-		}
-		return 0
-	})
-	active := map[int64]bool{}
-	activate := func(upTo int64) {
-		for len(aborted) > 0 && aborted[0].FirstOffset <= upTo {
-			active[aborted[0].ProducerID] = true
-			aborted = aborted[1:]
-		}
+	w := &responseWalk{p: p, fetchOffset: fetchOffset, next: fetchOffset, lastBase: -1}
+	if readCommitted {
+		w.aborted = newAbortedTxns(part.AbortedTransactions)
 	}
-
 	var batches []protocol.RecordReader
 	switch rs := part.RecordSet.Records.(type) {
 	case nil:
@@ -387,70 +372,18 @@ func (p *partitionFetch) deliver(part *fetch.ResponsePartition) error {
 	default:
 		batches = []protocol.RecordReader{rs}
 	}
-	lastBase := int64(-1)
 	for _, batch := range batches {
-		switch b := batch.(type) {
-		case *protocol.ControlBatch:
-			lastBase = max(lastBase, b.BaseOffset)
-			if readCommitted && b.ProducerID >= 0 {
-				activate(b.BaseOffset)
-			}
-			abortMarker := false
-			err := eachRecord(b, func(r *protocol.Record) error {
-				if isAbortMarker(r) {
-					abortMarker = true
-				}
-				if r.Offset >= fetchOffset {
-					p.skip(r.Offset)
-					next = max(next, r.Offset+1)
-				}
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			if abortMarker {
-				delete(active, b.ProducerID)
-			}
-		case *protocol.RecordBatch:
-			lastBase = max(lastBase, b.BaseOffset)
-			if readCommitted && b.ProducerID >= 0 {
-				activate(b.BaseOffset)
-			}
-			drop := readCommitted && b.Attributes.Transactional() && active[b.ProducerID]
-			err := eachRecord(b, func(r *protocol.Record) error {
-				if r.Offset < fetchOffset {
-					return nil
-				}
-				next = max(next, r.Offset+1)
-				if drop {
-					p.skip(r.Offset)
-					return nil
-				}
-				return p.record(r)
-			})
-			if err != nil {
-				return err
-			}
-		default: // a v0/v1 message set: no transactions
-			err := eachRecord(b, func(r *protocol.Record) error {
-				if r.Offset < fetchOffset {
-					return nil
-				}
-				next = max(next, r.Offset+1)
-				return p.record(r)
-			})
-			if err != nil {
-				return err
-			}
+		if err := w.batch(batch); err != nil {
+			return err
 		}
 	}
+	next := w.next
 	if len(batches) > 0 && next == fetchOffset {
 		// Only batches with no record at or past the fetch offset: records
 		// removed by compaction leave empty batches whose end kafka-go does
 		// not expose. Step past what can be seen so the loop progresses, and
 		// let the consumer's position follow (a placeholder).
-		next = max(fetchOffset+1, lastBase+1)
+		next = max(fetchOffset+1, w.lastBase+1)
 		p.skip(next - 1)
 	}
 	p.offset = max(p.offset, next)
@@ -467,6 +400,98 @@ func (p *partitionFetch) deliver(part *fetch.ResponsePartition) error {
 		}
 	}
 	return nil
+}
+
+// responseWalk is deliver's walk over the batches of one response.
+type responseWalk struct {
+	p *partitionFetch
+	// fetchOffset is the offset fetched: records below it were delivered
+	// by an earlier response.
+	fetchOffset int64
+	// next is past the last record at or after fetchOffset seen.
+	next int64
+	// lastBase is the highest base offset of a batch seen, -1 before one.
+	lastBase int64
+	// aborted is the response's aborted transactions with read_committed;
+	// nil with read_uncommitted.
+	aborted *abortedTxns
+}
+
+// batch delivers the records of one batch: none of a control batch (its
+// abort marker ends its producer's aborted transaction), none of a
+// transactional batch of an aborted transaction, all of the others.
+func (w *responseWalk) batch(batch protocol.RecordReader) error {
+	switch b := batch.(type) {
+	case *protocol.ControlBatch:
+		w.lastBase = max(w.lastBase, b.BaseOffset)
+		if w.aborted != nil && b.ProducerID >= 0 {
+			w.aborted.activate(b.BaseOffset)
+		}
+		abortMarker := false
+		err := eachRecord(b, func(r *protocol.Record) error {
+			if isAbortMarker(r) {
+				abortMarker = true
+			}
+			if r.Offset >= w.fetchOffset {
+				w.p.skip(r.Offset)
+				w.next = max(w.next, r.Offset+1)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if abortMarker && w.aborted != nil {
+			delete(w.aborted.active, b.ProducerID)
+		}
+		return nil
+	case *protocol.RecordBatch:
+		w.lastBase = max(w.lastBase, b.BaseOffset)
+		if w.aborted != nil && b.ProducerID >= 0 {
+			w.aborted.activate(b.BaseOffset)
+		}
+		drop := w.aborted != nil && b.Attributes.Transactional() && w.aborted.active[b.ProducerID]
+		return w.records(b, drop)
+	default: // a v0/v1 message set: no transactions
+		return w.records(b, false)
+	}
+}
+
+// records delivers (or with drop skips) the records of a batch at or after
+// the fetch offset.
+func (w *responseWalk) records(b protocol.RecordReader, drop bool) error {
+	return eachRecord(b, func(r *protocol.Record) error {
+		if r.Offset < w.fetchOffset {
+			return nil
+		}
+		w.next = max(w.next, r.Offset+1)
+		if drop {
+			w.p.skip(r.Offset)
+			return nil
+		}
+		return w.p.record(r)
+	})
+}
+
+// abortedTxns are the aborted transactions of a fetch response as the
+// walk over its batches meets them.
+type abortedTxns struct {
+	pending []fetch.ResponseTransaction // not yet active, by first offset
+	active  map[int64]bool              // producer ids of active aborted transactions
+}
+
+func newAbortedTxns(txns []fetch.ResponseTransaction) *abortedTxns {
+	pending := slices.Clone(txns)
+	slices.SortFunc(pending, func(a, b fetch.ResponseTransaction) int { return cmp.Compare(a.FirstOffset, b.FirstOffset) })
+	return &abortedTxns{pending: pending, active: map[int64]bool{}}
+}
+
+// activate makes the transactions that start at or before upTo active.
+func (a *abortedTxns) activate(upTo int64) {
+	for len(a.pending) > 0 && a.pending[0].FirstOffset <= upTo {
+		a.active[a.pending[0].ProducerID] = true
+		a.pending = a.pending[1:]
+	}
 }
 
 // skip records that the record at offset is not delivered.

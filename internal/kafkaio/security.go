@@ -329,23 +329,28 @@ func isRemoteAlert(err error, target **net.OpError) bool {
 // probePlaintext reports whether addr answers a plaintext Kafka ApiVersions
 // request within probeTimeout.
 func (n *netConfig) probePlaintext(network, addr string) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
-	defer cancel()
-	var d net.Dialer
-	c, err := d.DialContext(ctx, network, addr)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(probeTimeout))
-	_, err = protocol.NewConn(c, n.clientID).RoundTrip(&apiversions.Request{})
-	return err == nil
+	return probe(network, addr, func(_ context.Context, c net.Conn) bool {
+		_ = c.SetDeadline(time.Now().Add(probeTimeout))
+		_, err := protocol.NewConn(c, n.clientID).RoundTrip(&apiversions.Request{})
+		return err == nil
+	})
 }
 
 // probeTLS reports whether addr speaks TLS: it answers a client hello with a
 // server hello or a TLS alert within probeTimeout. The probe verifies nothing
 // and sends nothing but the handshake.
 func probeTLS(network, addr string) bool {
+	return probe(network, addr, func(ctx context.Context, c net.Conn) bool {
+		host, _, _ := net.SplitHostPort(addr)
+		tc := tls.Client(c, &tls.Config{ServerName: host, InsecureSkipVerify: true}) //nolint:gosec // only asks whether the listener speaks TLS
+		err := tc.HandshakeContext(ctx)
+		return err == nil || isRemoteAlert(err, nil)
+	})
+}
+
+// probe dials addr and reports what check says of the connection; both
+// within probeTimeout. false when the dial fails.
+func probe(network, addr string, check func(ctx context.Context, c net.Conn) bool) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
 	defer cancel()
 	var d net.Dialer
@@ -354,10 +359,7 @@ func probeTLS(network, addr string) bool {
 		return false
 	}
 	defer c.Close()
-	host, _, _ := net.SplitHostPort(addr)
-	tc := tls.Client(c, &tls.Config{ServerName: host, InsecureSkipVerify: true}) //nolint:gosec // only asks whether the listener speaks TLS
-	err = tc.HandshakeContext(ctx)
-	return err == nil || isRemoteAlert(err, nil)
+	return check(ctx, c)
 }
 
 // requestTracker follows the requests written on a connection (each is a

@@ -9,6 +9,7 @@ import (
 	"go/token"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -205,12 +206,20 @@ func check(t *testing.T, fset *token.FileSet, path string) []finding {
 	return checkFile(fset, f)
 }
 
-func TestNoDeferredFuncReadsANamedResult(t *testing.T) {
-	root := moduleRoot(t)
-	files := moduleFiles(t, root)
+// sourceFiles returns the module's root and its non-test .go files
+// (moduleFiles), failing when there are suspiciously few.
+func sourceFiles(t *testing.T) (root string, files []string) {
+	t.Helper()
+	root = moduleRoot(t)
+	files = moduleFiles(t, root)
 	if len(files) < 50 {
 		t.Fatalf("found only %d .go files under %s", len(files), root)
 	}
+	return root, files
+}
+
+func TestNoDeferredFuncReadsANamedResult(t *testing.T) {
+	root, files := sourceFiles(t)
 	fset := token.NewFileSet()
 	for _, path := range files {
 		for _, f := range check(t, fset, path) {
@@ -259,6 +268,49 @@ func TestCheck_reportsTheOldServiceOpenPattern(t *testing.T) {
 	for _, part := range []string{"testdata/deferred.go:", ": Open: ", "named result s", "deferred.go:"} {
 		if !strings.Contains(msg, part) {
 			t.Errorf("message %q lacks %q", msg, part)
+		}
+	}
+}
+
+// TestPackages_keepTheirLayering: the decision logic and the model are pure
+// (no Kafka client, no storage, no I/O packages), and only internal/kafkaio
+// imports the Kafka client.
+func TestPackages_keepTheirLayering(t *testing.T) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command")
+	}
+	deps := func(pkg string) []string {
+		cmd := exec.Command(goTool, "list", "-deps", pkg)
+		cmd.Dir = filepath.Join("..", "..")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v", pkg, err)
+		}
+		return strings.Fields(string(out))
+	}
+	for _, pkg := range []string{"./handler", "./mvstate", "./editlog", "./events"} {
+		for _, d := range deps(pkg) {
+			for _, banned := range []string{"github.com/segmentio/kafka-go", "github.com/twmb/franz-go", "go.etcd.io/bbolt",
+				"github.com/mvrepair/mvrepair/internal/store", "github.com/mvrepair/mvrepair/internal/kafkaio", "net/http", "os/exec"} {
+				if d == banned || strings.HasPrefix(d, banned+"/") {
+					t.Errorf("%s depends on %s: it must stay pure", pkg, d)
+				}
+			}
+		}
+	}
+	cmd := exec.Command(goTool, "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "./...")
+	cmd.Dir = filepath.Join("..", "..")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		for _, imp := range f[1:] {
+			if strings.HasPrefix(imp, "github.com/segmentio/kafka-go") && f[0] != "github.com/mvrepair/mvrepair/internal/kafkaio" {
+				t.Errorf("%s imports %s: only internal/kafkaio may", f[0], imp)
+			}
 		}
 	}
 }

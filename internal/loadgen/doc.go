@@ -1,4 +1,4 @@
-// Package loadgen is the load generator behind cmd/loadgen (DESIGN.md §8):
+// Package loadgen is the load generator behind cmd/loadgen (docs/design.md §5.10):
 // it measures the repair pipeline next to a pass-through baseline, in one
 // run, on one broker, with one set of client settings, for several workload
 // shapes ("cases", see DefaultCases) one after the other.

@@ -202,7 +202,7 @@ func (r *runner) latencyOf(sd *latencySide) Latency {
 // tail reads outTopic from its current end and records, for every record,
 // the events it names. The returned stop ends the tail and waits for it.
 func (r *runner) tail(ctx context.Context, sp latencySpec, p *probe) (stop func(), err error) {
-	start, err := r.hwm(ctx, sp.outTopic)
+	start, err := r.admin.HighWatermarks(ctx, sp.outTopic)
 	if err != nil {
 		return nil, err
 	}

@@ -388,33 +388,10 @@ func (r *runner) fetcherConfig() kafkaio.FetcherConfig {
 }
 
 func (r *runner) close() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if r.producer != nil {
-		_ = r.producer.Close(ctx)
-	}
-	if r.admin != nil {
-		_ = r.admin.Close()
-	}
-	if r.broker != nil {
-		r.broker.Close()
-	}
+	service.CloseClients(r.producer, r.admin, r.broker)
 	if r.dir != "" {
 		_ = os.RemoveAll(r.dir)
 	}
-}
-
-// hwm returns the high watermark of every partition of topic.
-func (r *runner) hwm(ctx context.Context, topic string) (map[int]int64, error) {
-	offs, err := r.admin.ListOffsets(ctx, topic)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[int]int64, len(offs))
-	for p, o := range offs {
-		out[p] = o.Last
-	}
-	return out, nil
 }
 
 // reached reports whether every partition of got is at least want.

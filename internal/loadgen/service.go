@@ -115,7 +115,7 @@ func (r *runner) seedCatalog(ctx context.Context) error {
 		if err := r.producer.Publish(ctx, msgs...); err != nil {
 			return err
 		}
-		hwm, err := r.hwm(ctx, topic)
+		hwm, err := r.admin.HighWatermarks(ctx, topic)
 		if err != nil {
 			return err
 		}

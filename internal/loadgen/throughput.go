@@ -78,14 +78,14 @@ func (r *runner) throughputRounds(ctx context.Context) error {
 func (r *runner) produceBacklog(ctx context.Context, k0, n int64) (map[int]int64, error) {
 	start := time.Now()
 	topic := r.cfg.Kafka.Topics.Input
-	before, err := r.hwm(ctx, topic)
+	before, err := r.admin.HighWatermarks(ctx, topic)
 	if err != nil {
 		return nil, err
 	}
 	if err := r.publishEvents(ctx, topic, k0, n); err != nil {
 		return nil, err
 	}
-	hwm, err := r.hwm(ctx, topic)
+	hwm, err := r.admin.HighWatermarks(ctx, topic)
 	if err != nil {
 		return nil, err
 	}

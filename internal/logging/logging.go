@@ -1,5 +1,5 @@
 // Package logging builds the service's zerolog loggers and names the fields
-// its log lines share (DESIGN.md §6): JSON by default, or console output for
+// its log lines share (docs/design.md §6): JSON by default, or console output for
 // humans; one INFO line per repaired MV; WARN for skipped tables and
 // dead-lettered records, each carrying the input record's topic, partition,
 // offset and event_id (see [Record]).

@@ -1,4 +1,4 @@
-// Package metrics holds the service's Prometheus series (DESIGN.md §6):
+// Package metrics holds the service's Prometheus series (docs/design.md §6):
 // events by kind and outcome, repairs and skips by reason, batch size and
 // latency, edit-log publish latency, retries, dead letters, consumer lag per
 // partition, offset commits, and the journal, epoch and role of the instance.

@@ -23,6 +23,8 @@ var ErrNoFence = errors.New("pipeline: no offset committed yet to prove the gene
 // for the group), which the coordinator refuses once a newer generation
 // exists. Safe to call from another goroutine than Run's.
 func (w *Writer) Fence(ctx context.Context, c Committer) error {
+	w.fenceMu.Lock()
+	defer w.fenceMu.Unlock()
 	m := w.fence.Load()
 	if m == nil {
 		return ErrNoFence

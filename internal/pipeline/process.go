@@ -62,7 +62,7 @@ type Processor struct {
 
 	// tables remembers the input partition each table's events came from
 	// (per-table order needs one partition per table).
-	tables map[string]int
+	tables map[tableRef]int
 }
 
 // Committed is one batch committed locally.
@@ -103,55 +103,108 @@ func (p *Processor) now() time.Time {
 // batch), ErrSplit asks for smaller batches.
 func (p *Processor) Process(ctx context.Context, msgs []kafkaio.Message, epoch int64, extra Extra) (*Committed, error) {
 	start := time.Now()
-	now := p.now()
-	st := p.Store.State()
-	rep := &Report{Role: RoleWriter, DryRun: p.DryRun, Size: len(msgs)}
+	b := p.newBatch(msgs)
+	b.decode()
+	res, encoded, err := b.decide(epoch)
+	if err != nil {
+		return nil, err
+	}
+	b.settle(res)
+	rep := b.rep
+	rep.Records = res.Records
 	offsets := nextOffsets(msgs)
+	if p.DryRun {
+		rep.Took = time.Since(start)
+		return &Committed{Report: rep, Offsets: offsets}, nil
+	}
+	cres, err := p.Store.Commit(ctx, store.Batch{Records: res.Records, Encoded: encoded, Mode: editlog.Strict,
+		PublishTo: p.Topics.EditLog, DeadLetters: b.dead, Offsets: offsetChanges(extra, offsets), Ack: extra.Ack})
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: commit batch: %w", err)
+	}
+	rep.Took, rep.Bytes = time.Since(start), cres.Bytes
+	return &Committed{Report: rep, Outbox: cres.Outbox, Offsets: offsets}, nil
+}
 
-	// Catalog records first, so that events of a batch see the catalog
-	// changes of the same batch (each partition keeps its order).
-	order := make([]int, len(msgs))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int {
-		ca, cb := msgs[a].Topic == p.Topics.Catalog, msgs[b].Topic == p.Topics.Catalog
-		switch {
-		case ca && !cb:
-			return -1
-		case cb && !ca:
-			return 1
-		}
-		return 0
-	})
+// batch is one Process call's work.
+type batch struct {
+	p    *Processor
+	msgs []kafkaio.Message
+	now  time.Time
+	st   *mvstate.State
+	rep  *Report
 
-	var inputs []handler.Input
-	var inMsg []int // msgs index of each input
-	var dead []store.OutboxMessage
-	results := make([]EventResult, 0, len(msgs))
-	resultOf := map[int]int{} // msgs index → results index
-	addResult := func(i int, r EventResult) {
-		resultOf[i] = len(results)
-		results = append(results, r)
+	inputs   []handler.Input
+	inMsg    []int // msgs index of each input
+	dead     []store.OutboxMessage
+	results  []EventResult
+	resultOf []int // msgs index → results index (-1: none yet)
+}
+
+func (p *Processor) newBatch(msgs []kafkaio.Message) *batch {
+	b := &batch{p: p, msgs: msgs, now: p.now(), st: p.Store.State(),
+		rep:     &Report{Role: RoleWriter, DryRun: p.DryRun, Size: len(msgs)},
+		results: make([]EventResult, 0, len(msgs)), resultOf: make([]int, len(msgs)),
+		inputs: make([]handler.Input, 0, len(msgs)), inMsg: make([]int, 0, len(msgs))}
+	for i := range b.resultOf {
+		b.resultOf[i] = -1
 	}
-	deadLetter := func(i int, reason events.Reason, text string, attempts int) {
-		m, dl := deadLetter(p.Topics.DLQ, msgs[i], reason, text, attempts, now, p.Limits.DLQ)
-		dead = append(dead, m)
-		rep.DeadLetters = append(rep.DeadLetters, dl)
-		if r, ok := resultOf[i]; ok {
-			results[r].Outcome = OutcomeDLQ
-			results[r].Repaired, results[r].Skips = 0, nil
-		} else {
-			addResult(i, EventResult{Source: sourceOf(msgs[i]), Outcome: OutcomeDLQ})
+	return b
+}
+
+func (b *batch) addResult(i int, r EventResult) {
+	b.resultOf[i] = len(b.results)
+	b.results = append(b.results, r)
+}
+
+// deadLetter queues msgs[i] for the DLQ with reason.
+func (b *batch) deadLetter(i int, reason events.Reason, text string) {
+	m, dl := deadLetter(b.p.Topics.DLQ, b.msgs[i], reason, text, 1, b.now, b.p.Limits.DLQ)
+	b.dead = append(b.dead, m)
+	b.rep.DeadLetters = append(b.rep.DeadLetters, dl)
+	if r := b.resultOf[i]; r >= 0 {
+		b.results[r].Outcome = OutcomeDLQ
+		b.results[r].Repaired, b.results[r].Skips = 0, nil
+	} else {
+		b.addResult(i, EventResult{Source: sourceOf(b.msgs[i]), Outcome: OutcomeDLQ})
+	}
+}
+
+// catalogFirst returns the indexes of msgs with the catalog's records
+// first, so that the events of a batch see the catalog changes of the same
+// batch (each partition keeps its order).
+func (b *batch) catalogFirst() []int {
+	order := make([]int, 0, len(b.msgs))
+	for i := range b.msgs {
+		if b.msgs[i].Topic == b.p.Topics.Catalog {
+			order = append(order, i)
 		}
 	}
-	for _, i := range order {
-		m := msgs[i]
+	for i := range b.msgs {
+		if b.msgs[i].Topic != b.p.Topics.Catalog {
+			order = append(order, i)
+		}
+	}
+	return order
+}
+
+// decode turns the batch's records into handler inputs: records below the
+// store's applied offsets are duplicates, undecodable ones dead letters.
+func (b *batch) decode() {
+	applied := map[mvstate.TopicPartition]int64{}
+	for _, i := range b.catalogFirst() {
+		m := b.msgs[i]
 		if m.Skip {
 			continue
 		}
-		if m.Offset < st.AppliedOffset(m.Topic, m.Partition) {
-			addResult(i, EventResult{Source: sourceOf(m), Outcome: OutcomeDuplicate})
+		tp := mvstate.TopicPartition{Topic: m.Topic, Partition: m.Partition}
+		off, ok := applied[tp]
+		if !ok {
+			off = b.st.AppliedOffset(m.Topic, m.Partition)
+			applied[tp] = off
+		}
+		if m.Offset < off {
+			b.addResult(i, EventResult{Source: sourceOf(m), Outcome: OutcomeDuplicate})
 			continue
 		}
 		ev, err := events.Decode(m.Value)
@@ -160,37 +213,43 @@ func (p *Processor) Process(ctx context.Context, msgs []kafkaio.Message, epoch i
 			if !errors.As(err, &de) {
 				de = &events.DecodeError{Reason: events.ReasonInvalidEvent, Msg: err.Error()}
 			}
-			deadLetter(i, de.Reason, de.Error(), 1)
+			b.deadLetter(i, de.Reason, de.Error())
 			continue
 		}
 		src := sourceOf(m)
 		src.EventID = ev.ID()
-		if m.Topic == p.Topics.Input {
-			p.notePartition(rep, events.Key(ev), m.Partition)
+		if m.Topic == b.p.Topics.Input {
+			b.p.notePartition(b.rep, ev, m.Partition)
 		}
-		inputs = append(inputs, handler.Input{Event: ev, Source: src})
-		inMsg = append(inMsg, i)
-		addResult(i, EventResult{Source: src, Kind: ev.Kind()})
+		b.inputs = append(b.inputs, handler.Input{Event: ev, Source: src})
+		b.inMsg = append(b.inMsg, i)
+		b.addResult(i, EventResult{Source: src, Kind: ev.Kind()})
 	}
+}
 
-	// Decide. A record too large for the edit log is dead-lettered with the
-	// one input that made it and the rest decided again; a record several
-	// inputs made asks for a smaller batch.
-	var res handler.Result
-	var encoded [][]byte
+// decide runs the repair rules over the inputs and encodes the records. A
+// record too large for the edit log is dead-lettered with the one input
+// that made it and the rest decided again; a record several inputs made
+// asks for a smaller batch (ErrSplit).
+func (b *batch) decide(epoch int64) (handler.Result, [][]byte, error) {
+	p := b.p
 	for {
-		res = handler.Process(st, inputs, handler.Options{NextJournalID: st.JournalID() + 1, Epoch: epoch, Now: now.UnixMilli()})
-		encoded = encoded[:0]
+		res := handler.Process(b.st, b.inputs, handler.Options{NextJournalID: b.st.JournalID() + 1, Epoch: epoch, Now: b.now.UnixMilli()})
+		encoded := make([][]byte, 0, len(res.Records))
 		big := -1
+		// One buffer for the batch's records (each a full slice of it: the
+		// outbox keeps them until they are published).
+		buf := make([]byte, 0, 768*len(res.Records))
 		for k, r := range res.Records {
-			b := editlog.AppendRecord(nil, r)
-			encoded = append(encoded, b)
-			if big < 0 && p.Limits.EditLog > 0 && recordSize(r, b) > p.Limits.EditLog {
+			from := len(buf)
+			buf = editlog.AppendRecord(buf, r)
+			encoded = append(encoded, buf[from:len(buf):len(buf)])
+			if big < 0 && p.Limits.EditLog > 0 && recordSize(r, encoded[k]) > p.Limits.EditLog {
 				big = k
 			}
 		}
 		if big < 0 {
-			break
+			return res, encoded, nil
 		}
 		r := res.Records[big]
 		var from []int
@@ -200,23 +259,27 @@ func (p *Processor) Process(ctx context.Context, msgs []kafkaio.Message, epoch i
 			}
 		}
 		if len(from) != 1 {
-			return nil, fmt.Errorf("%w: record %s of MV %s would be %d bytes (the edit log accepts %d) and %d inputs made it",
+			return res, nil, fmt.Errorf("%w: record %s of MV %s would be %d bytes (the edit log accepts %d) and %d inputs made it",
 				ErrSplit, r.Op, r.MV.Key(), recordSize(r, encoded[big]), p.Limits.EditLog, len(from))
 		}
 		k := from[0]
-		deadLetter(inMsg[k], ReasonRecordTooLarge, fmt.Sprintf("its edit-log record (%s of MV %s) would be %d bytes; the edit-log topic %s accepts %d (max.message.bytes)",
-			r.Op, r.MV.Key(), recordSize(r, encoded[big]), p.Topics.EditLog, p.Limits.EditLog), 1)
-		inputs = slices.Delete(inputs, k, k+1)
-		inMsg = slices.Delete(inMsg, k, k+1)
+		b.deadLetter(b.inMsg[k], ReasonRecordTooLarge, fmt.Sprintf("its edit-log record (%s of MV %s) would be %d bytes; the edit-log topic %s accepts %d (max.message.bytes)",
+			r.Op, r.MV.Key(), recordSize(r, encoded[big]), p.Topics.EditLog, p.Limits.EditLog))
+		b.inputs = slices.Delete(b.inputs, k, k+1)
+		b.inMsg = slices.Delete(b.inMsg, k, k+1)
 	}
+}
+
+// settle records each input's outcome in the report.
+func (b *batch) settle(res handler.Result) {
 	for k := range res.Outcomes {
 		o := &res.Outcomes[k]
-		i := inMsg[k]
+		i := b.inMsg[k]
 		if o.DLQ != nil {
-			deadLetter(i, o.DLQ.Reason, o.DLQ.Error(), 1)
+			b.deadLetter(i, o.DLQ.Reason, o.DLQ.Error())
 			continue
 		}
-		r := &results[resultOf[i]]
+		r := &b.results[b.resultOf[i]]
 		r.Repaired, r.Skips = o.Repaired, o.Skips
 		switch {
 		case o.Applied():
@@ -227,25 +290,19 @@ func (p *Processor) Process(ctx context.Context, msgs []kafkaio.Message, epoch i
 			r.Outcome = OutcomeNoop
 		}
 	}
-	rep.Events = results
-	rep.Records = res.Records
-	if p.DryRun {
-		rep.Took = time.Since(start)
-		return &Committed{Report: rep, Offsets: offsets}, nil
-	}
+	b.rep.Events = b.results
+}
+
+// offsetChanges are the applied offsets a commit records: what the sink
+// handed over, and the batch's next input offsets.
+func offsetChanges(extra Extra, offsets map[string]map[int]int64) []mvstate.OffsetChange {
 	changes := append([]mvstate.OffsetChange(nil), extra.Offsets...)
 	for topic, parts := range offsets {
 		for part, next := range parts {
 			changes = append(changes, mvstate.OffsetChange{TopicPartition: mvstate.TopicPartition{Topic: topic, Partition: part}, Next: next})
 		}
 	}
-	cres, err := p.Store.Commit(ctx, store.Batch{Records: res.Records, Encoded: encoded, Mode: editlog.Strict,
-		PublishTo: p.Topics.EditLog, DeadLetters: dead, Offsets: changes, Ack: extra.Ack})
-	if err != nil {
-		return nil, fmt.Errorf("pipeline: commit batch: %w", err)
-	}
-	rep.Took, rep.Bytes = time.Since(start), cres.Bytes
-	return &Committed{Report: rep, Outbox: cres.Outbox, Offsets: offsets}, nil
+	return changes
 }
 
 // DeadLetterAll commits the given records straight to the dead-letter topic
@@ -265,13 +322,7 @@ func (p *Processor) DeadLetterAll(ctx context.Context, msgs []kafkaio.Message, r
 	if p.DryRun {
 		return &Committed{Report: rep, Offsets: offsets}, nil
 	}
-	changes := append([]mvstate.OffsetChange(nil), extra.Offsets...)
-	for topic, parts := range offsets {
-		for part, next := range parts {
-			changes = append(changes, mvstate.OffsetChange{TopicPartition: mvstate.TopicPartition{Topic: topic, Partition: part}, Next: next})
-		}
-	}
-	cres, err := p.Store.Commit(ctx, store.Batch{DeadLetters: dead, Offsets: changes, Ack: extra.Ack})
+	cres, err := p.Store.Commit(ctx, store.Batch{DeadLetters: dead, Offsets: offsetChanges(extra, offsets), Ack: extra.Ack})
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: commit dead letters: %w", err)
 	}
@@ -279,19 +330,28 @@ func (p *Processor) DeadLetterAll(ctx context.Context, msgs []kafkaio.Message, r
 	return &Committed{Report: rep, Outbox: cres.Outbox, Offsets: offsets}, nil
 }
 
-// notePartition remembers that table's events arrive on partition and
-// reports a table whose events moved to another partition.
-func (p *Processor) notePartition(rep *Report, table string, partition int) {
-	if table == "" {
+// notePartition remembers that the events of ev's table arrive on
+// partition and reports a table whose events moved to another partition.
+func (p *Processor) notePartition(rep *Report, ev events.Event, partition int) {
+	var t tableRef
+	if pvc, ok := ev.(*events.PartitionVersionChanged); ok {
+		t = tableRef{db: pvc.DBID, table: pvc.TableID} // no string to build per event
+	} else if t.name = events.Key(ev); t.name == "" {
 		return
 	}
 	if p.tables == nil {
-		p.tables = map[string]int{}
+		p.tables = map[tableRef]int{}
 	}
-	if prev, ok := p.tables[table]; ok && prev != partition {
-		rep.PartitionMoves = append(rep.PartitionMoves, PartitionMove{Table: table, From: prev, To: partition})
+	if prev, ok := p.tables[t]; ok && prev != partition {
+		rep.PartitionMoves = append(rep.PartitionMoves, PartitionMove{Table: events.Key(ev), From: prev, To: partition})
 	}
-	p.tables[table] = partition
+	p.tables[t] = partition
+}
+
+// tableRef names a table: by ids (native tables) or by its event key.
+type tableRef struct {
+	db, table int64
+	name      string
 }
 
 // nextOffsets returns, per topic and partition, the offset after the last

@@ -85,6 +85,7 @@ type Writer struct {
 	Published *PublishedLog
 	// fence is an offset this generation committed, for Fence.
 	fence   atomic.Pointer[fenceMark]
+	fenceMu sync.Mutex // held by a group commit with its fence update, and by Fence
 	pubOnce sync.Once
 }
 
@@ -696,13 +697,26 @@ func (w *Writer) commit(ctx context.Context, c Committer, offsets map[string]map
 			w.Hooks.retry("offset_commit", err, attempt)
 			logRetry(w.Log, "offset commit failed; retrying", err, attempt, wait)
 		}},
-		func(ctx context.Context) error { return c.Commit(ctx, fwd) })
+		func(ctx context.Context) error {
+			// Under fenceMu with the mark's update: a concurrent Fence
+			// re-commits the newest mark, never an older offset over a newer.
+			w.fenceMu.Lock()
+			defer w.fenceMu.Unlock()
+			if err := c.Commit(ctx, fwd); err != nil {
+				return err
+			}
+			for t, po := range fwd {
+				for p, o := range po {
+					w.noteCommitted(t, p, o)
+				}
+			}
+			return nil
+		})
 	if err != nil {
 		return fmt.Errorf("pipeline: commit offsets: %w", err)
 	}
 	for t, po := range fwd {
 		for p, o := range po {
-			w.noteCommitted(t, p, o)
 			w.note(mvstate.TopicPartition{Topic: GroupMarkTopic(t), Partition: p}, o)
 		}
 	}

@@ -117,36 +117,24 @@ func Rebuild(ctx context.Context, st *store.Store, src Source, opt Options) (*Re
 	}
 	prog := newProgress(opt.Progress, start)
 	// Pass 1: the first journal id of every epoch.
-	epochStart := map[int64]int64{}
+	starts := epochStarts{}
 	scanned := int64(0)
 	err = scan(ctx, src, map[int]int64{}, hwm, func(p int, off int64, value []byte) error {
 		scanned++
 		prog.tick("scan", scanned, 0)
 		if j, e, ok := editlog.Peek(value); ok {
-			if s, seen := epochStart[e]; !seen || j < s {
-				epochStart[e] = j
-			}
+			starts.note(e, j)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	supersededAt := supersedeLimits(epochStart)
 	// Pass 2: apply.
 	a := newApplier(st, src.Topic, opt, rep, prog)
+	a.supersededAt = starts.supersedeLimits()
 	err = scan(ctx, src, map[int]int64{}, hwm, func(p int, off int64, value []byte) error {
-		rep.Records++
-		r, err := editlog.Decode(value)
-		if err != nil {
-			rep.Undecodable = append(rep.Undecodable, off)
-			return a.position(ctx, p, off)
-		}
-		if lim, ok := supersededAt[r.Epoch]; ok && lim <= r.JournalID {
-			rep.Fenced = append(rep.Fenced, Fenced{JournalID: r.JournalID, Epoch: r.Epoch, Offset: off})
-			return a.position(ctx, p, off)
-		}
-		return a.add(ctx, p, off, r, value)
+		return a.record(ctx, p, off, value)
 	})
 	if err == nil {
 		err = a.flush(ctx)
@@ -158,12 +146,22 @@ func Rebuild(ctx context.Context, st *store.Store, src Source, opt Options) (*Re
 	return rep, nil
 }
 
+// epochStarts maps each epoch of the log to its first journal id.
+type epochStarts map[int64]int64
+
+// note records that epoch e wrote journal id j.
+func (es epochStarts) note(e, j int64) {
+	if s, seen := es[e]; !seen || j < s {
+		es[e] = j
+	}
+}
+
 // supersedeLimits maps each epoch to the smallest first journal id of the
 // epochs newer than it: its records at or above that were superseded
 // (editlog.Supersede's rule, from epoch starts alone).
-func supersedeLimits(epochStart map[int64]int64) map[int64]int64 {
-	epochs := make([]int64, 0, len(epochStart))
-	for e := range epochStart {
+func (es epochStarts) supersedeLimits() map[int64]int64 {
+	epochs := make([]int64, 0, len(es))
+	for e := range es {
 		epochs = append(epochs, e)
 	}
 	slices.Sort(epochs)
@@ -173,7 +171,7 @@ func supersedeLimits(epochStart map[int64]int64) map[int64]int64 {
 		if best >= 0 {
 			out[epochs[i]] = best
 		}
-		if s := epochStart[epochs[i]]; best < 0 || s < best {
+		if s := es[epochs[i]]; best < 0 || s < best {
 			best = s
 		}
 	}
@@ -181,8 +179,22 @@ func supersedeLimits(epochStart map[int64]int64) map[int64]int64 {
 }
 
 // scan reads the topic from start up to hwm (exclusive), calling fn for
-// every record in per-partition order.
+// every record in per-partition order. A record deleted before it was read
+// fails the scan with ErrMissingRecords.
 func scan(ctx context.Context, src Source, start, hwm map[int]int64, fn func(p int, off int64, value []byte) error) error {
+	err := scanMessages(ctx, src, start, hwm, func(m kafkaio.Message) error { return fn(m.Partition, m.Offset, m.Value) })
+	var oor *kafkaio.OffsetOutOfRangeError
+	if ctx.Err() == nil && errors.As(err, &oor) && oor.Offset < oor.LogStart {
+		return fmt.Errorf("%w: %s starts at offset %d, the restore needs it from %d (records were deleted)",
+			ErrMissingRecords, src.Topic, oor.LogStart, oor.Offset)
+	}
+	return err
+}
+
+// scanMessages reads the topic from start (absent partitions: from their
+// first offset) up to hwm (exclusive), calling fn for every record but the
+// placeholders of skipped ones, in per-partition order.
+func scanMessages(ctx context.Context, src Source, start, hwm map[int]int64, fn func(kafkaio.Message) error) error {
 	pending := 0
 	for p, hw := range hwm {
 		if hw > start[p] && hw > 0 {
@@ -203,11 +215,6 @@ func scan(ctx context.Context, src Source, start, hwm map[int]int64, fn func(p i
 			if ctx.Err() != nil {
 				return err
 			}
-			var oor *kafkaio.OffsetOutOfRangeError
-			if errors.As(err, &oor) && oor.Offset < oor.LogStart {
-				return fmt.Errorf("%w: %s starts at offset %d, the restore needs it from %d (records were deleted)",
-					ErrMissingRecords, src.Topic, oor.LogStart, oor.Offset)
-			}
 			return fmt.Errorf("recovery: read %s: %w", src.Topic, err)
 		}
 		hw := hwm[m.Partition]
@@ -215,7 +222,7 @@ func scan(ctx context.Context, src Source, start, hwm map[int]int64, fn func(p i
 			continue
 		}
 		if !m.Skip {
-			if err := fn(m.Partition, m.Offset, m.Value); err != nil {
+			if err := fn(m); err != nil {
 				return err
 			}
 		}
@@ -233,6 +240,9 @@ type applier struct {
 	opt   Options
 	rep   *Report
 	prog  *progress
+
+	// supersededAt is supersedeLimits of the log being applied.
+	supersededAt map[int64]int64
 
 	recs []*editlog.Record
 	enc  [][]byte
@@ -255,6 +265,23 @@ func (a *applier) position(ctx context.Context, p int, off int64) error {
 		a.rep.Offsets[p] = off + 1
 	}
 	return nil
+}
+
+// record applies the record value read at offset off of partition p, or
+// reports it (and moves past it) when it does not decode or a newer epoch
+// superseded it.
+func (a *applier) record(ctx context.Context, p int, off int64, value []byte) error {
+	a.rep.Records++
+	r, err := editlog.Decode(value)
+	if err != nil {
+		a.rep.Undecodable = append(a.rep.Undecodable, off)
+		return a.position(ctx, p, off)
+	}
+	if lim, ok := a.supersededAt[r.Epoch]; ok && lim <= r.JournalID {
+		a.rep.Fenced = append(a.rep.Fenced, Fenced{JournalID: r.JournalID, Epoch: r.Epoch, Offset: off})
+		return a.position(ctx, p, off)
+	}
+	return a.add(ctx, p, off, r, value)
 }
 
 func (a *applier) add(ctx context.Context, p int, off int64, r *editlog.Record, value []byte) error {

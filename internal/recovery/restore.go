@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mvrepair/mvrepair/editlog"
+	"github.com/mvrepair/mvrepair/internal/kafkaio"
 	"github.com/mvrepair/mvrepair/internal/store"
 	"github.com/mvrepair/mvrepair/mvstate"
 )
@@ -52,93 +53,11 @@ func FromCheckpoint(ctx context.Context, st *store.Store, snaps, log Source, opt
 	start := time.Now()
 	prog := newProgress(opt.Progress, start)
 	rep := &Report{Offsets: map[int]int64{}}
-	hwm, err := snaps.HWM(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("recovery: snapshot topic high watermarks: %w", err)
-	}
-	// Read the snapshot topic: the newest record of every key. Values are
-	// decoded on every core as they arrive.
-	var (
-		mu     sync.Mutex
-		byKey  = map[mvstate.MVKey]*latest{}
-		marker *editlog.Checkpoint
-		markAt int64 = -1
-		bad    error
-	)
-	type job struct {
-		off   int64
-		key   string
-		value []byte
-	}
-	jobs := make(chan job, 256)
-	var wg sync.WaitGroup
-	for range max(1, runtime.GOMAXPROCS(0)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range jobs {
-				keep := func(k mvstate.MVKey, l *latest) {
-					mu.Lock()
-					if cur := byKey[k]; cur == nil || cur.off < l.off {
-						byKey[k] = l
-					}
-					mu.Unlock()
-				}
-				if j.key == editlog.CheckpointKey {
-					c, err := editlog.DecodeCheckpoint(j.value)
-					mu.Lock()
-					if err != nil && bad == nil {
-						bad = fmt.Errorf("recovery: snapshot topic offset %d: %w", j.off, err)
-					}
-					if err == nil && j.off > markAt {
-						marker, markAt = &c, j.off
-					}
-					mu.Unlock()
-					continue
-				}
-				k, err := parseKey(j.key)
-				if err != nil {
-					continue // not ours
-				}
-				if j.value == nil {
-					keep(k, &latest{off: j.off, tomb: true})
-					continue
-				}
-				s, err := editlog.DecodeSnapshot(j.value)
-				if err != nil || s.MV.Key() != k {
-					mu.Lock()
-					if bad == nil {
-						bad = fmt.Errorf("recovery: snapshot topic offset %d (key %s): not an MV snapshot of that key: %v", j.off, j.key, err)
-					}
-					mu.Unlock()
-					continue
-				}
-				keep(k, &latest{off: j.off, jid: s.JournalID, mv: s.MV})
-			}
-		}()
-	}
-	read := int64(0)
-	total := int64(0)
-	for _, hw := range hwm {
-		total += hw
-	}
-	err = scanKeyed(ctx, snaps, hwm, func(off int64, key string, value []byte) error {
-		read++
-		prog.tick("snapshot", read, total)
-		jobs <- job{off: off, key: key, value: value}
-		return nil
-	})
-	close(jobs)
-	wg.Wait()
+	sr, err := readSnapshots(ctx, snaps, prog)
 	if err != nil {
 		return nil, err
 	}
-	if bad != nil {
-		return nil, bad
-	}
-	if marker == nil {
-		return nil, ErrNoCheckpoint
-	}
+	marker := sr.marker
 	rep.Checkpoint = marker
 	// The checkpoint must match the edit log: the record at its offset is
 	// its journal id (a recreated edit log would not be).
@@ -150,25 +69,9 @@ func FromCheckpoint(ctx context.Context, st *store.Store, snaps, log Source, opt
 		return nil, fmt.Errorf("%w: the checkpoint is at edit-log offset %d but the edit log ends at %d (was it recreated?)",
 			ErrMissingRecords, marker.EditLogOffset, logHWM[0])
 	}
-	// Load the state as of the checkpoint.
-	entries := int64(0)
-	err = st.Load(ctx, marker.JournalID, marker.Epoch,
-		map[mvstate.TopicPartition]int64{{Topic: log.Topic, Partition: 0}: marker.EditLogOffset + 1},
-		func(add func(*mvstate.MV, int64)) error {
-			for _, l := range byKey {
-				if l.mv != nil {
-					add(l.mv, l.jid)
-					rep.Snapshots++
-					entries += int64(l.mv.Entries())
-				}
-			}
-			return nil
-		})
-	if err != nil {
-		return nil, fmt.Errorf("recovery: load the checkpoint: %w", err)
+	if err := sr.load(ctx, st, log.Topic, rep, prog); err != nil {
+		return nil, err
 	}
-	byKey = nil
-	prog.entries = entries
 	prog.tick("apply", 0, 0)
 	// The edit log after the checkpoint, starting at its own record.
 	if err := applyTail(ctx, st, log, marker, logHWM, opt, rep, prog); err != nil {
@@ -179,11 +82,143 @@ func FromCheckpoint(ctx context.Context, st *store.Store, snaps, log Source, opt
 	return rep, nil
 }
 
+// snapshotReader keeps the newest record of every key of the snapshot topic
+// and the newest checkpoint marker. Its take is called from several
+// goroutines.
+type snapshotReader struct {
+	mu     sync.Mutex
+	byKey  map[mvstate.MVKey]*latest
+	marker *editlog.Checkpoint
+	markAt int64 // the marker's offset, -1 before one
+	bad    error // the first record that is not what its key says
+}
+
+// snapshotRecord is one record of the snapshot topic (a nil value: a
+// tombstone).
+type snapshotRecord struct {
+	off   int64
+	key   string
+	value []byte
+}
+
+// readSnapshots reads the snapshot topic up to its current end: the newest
+// record of every key. Values are decoded on every core as they arrive.
+// ErrNoCheckpoint when the topic holds no checkpoint marker.
+func readSnapshots(ctx context.Context, snaps Source, prog *progress) (*snapshotReader, error) {
+	hwm, err := snaps.HWM(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("recovery: snapshot topic high watermarks: %w", err)
+	}
+	sr := &snapshotReader{byKey: map[mvstate.MVKey]*latest{}, markAt: -1}
+	jobs := make(chan snapshotRecord, 256)
+	var wg sync.WaitGroup
+	for range max(1, runtime.GOMAXPROCS(0)) {
+		wg.Go(func() {
+			for j := range jobs {
+				sr.take(j)
+			}
+		})
+	}
+	read := int64(0)
+	total := int64(0)
+	for _, hw := range hwm {
+		total += hw
+	}
+	err = scanKeyed(ctx, snaps, hwm, func(off int64, key string, value []byte) error {
+		read++
+		prog.tick("snapshot", read, total)
+		jobs <- snapshotRecord{off: off, key: key, value: value}
+		return nil
+	})
+	close(jobs)
+	wg.Wait()
+	switch {
+	case err != nil:
+		return nil, err
+	case sr.bad != nil:
+		return nil, sr.bad
+	case sr.marker == nil:
+		return nil, ErrNoCheckpoint
+	}
+	return sr, nil
+}
+
+// take decodes one record of the snapshot topic and keeps it if it is the
+// newest of its key. Keys that are neither the checkpoint key nor an MV's
+// are not ours and are passed over.
+func (sr *snapshotReader) take(j snapshotRecord) {
+	if j.key == editlog.CheckpointKey {
+		c, err := editlog.DecodeCheckpoint(j.value)
+		sr.mu.Lock()
+		if err != nil && sr.bad == nil {
+			sr.bad = fmt.Errorf("recovery: snapshot topic offset %d: %w", j.off, err)
+		}
+		if err == nil && j.off > sr.markAt {
+			sr.marker, sr.markAt = &c, j.off
+		}
+		sr.mu.Unlock()
+		return
+	}
+	k, err := parseKey(j.key)
+	if err != nil {
+		return // not ours
+	}
+	if j.value == nil {
+		sr.keep(k, &latest{off: j.off, tomb: true})
+		return
+	}
+	s, err := editlog.DecodeSnapshot(j.value)
+	if err != nil || s.MV.Key() != k {
+		sr.mu.Lock()
+		if sr.bad == nil {
+			sr.bad = fmt.Errorf("recovery: snapshot topic offset %d (key %s): not an MV snapshot of that key: %v", j.off, j.key, err)
+		}
+		sr.mu.Unlock()
+		return
+	}
+	sr.keep(k, &latest{off: j.off, jid: s.JournalID, mv: s.MV})
+}
+
+// keep makes l the record of k unless a later one is kept.
+func (sr *snapshotReader) keep(k mvstate.MVKey, l *latest) {
+	sr.mu.Lock()
+	if cur := sr.byKey[k]; cur == nil || cur.off < l.off {
+		sr.byKey[k] = l
+	}
+	sr.mu.Unlock()
+}
+
+// load loads the state as of the checkpoint into st: every MV whose newest
+// record is a snapshot (not a tombstone), and the edit-log position after
+// the checkpoint's record. The snapshots are released.
+func (sr *snapshotReader) load(ctx context.Context, st *store.Store, topic string, rep *Report, prog *progress) error {
+	m := sr.marker
+	entries := int64(0)
+	err := st.Load(ctx, m.JournalID, m.Epoch,
+		map[mvstate.TopicPartition]int64{{Topic: topic, Partition: 0}: m.EditLogOffset + 1},
+		func(add func(*mvstate.MV, int64)) error {
+			for _, l := range sr.byKey {
+				if l.mv != nil {
+					add(l.mv, l.jid)
+					rep.Snapshots++
+					entries += int64(l.mv.Entries())
+				}
+			}
+			return nil
+		})
+	if err != nil {
+		return fmt.Errorf("recovery: load the checkpoint: %w", err)
+	}
+	sr.byKey = nil
+	prog.entries = entries
+	return nil
+}
+
 // applyTail applies the edit log from the checkpoint's offset to hwm.
 func applyTail(ctx context.Context, st *store.Store, log Source, cp *editlog.Checkpoint, hwm map[int]int64, opt Options, rep *Report, prog *progress) error {
 	from := map[int]int64{0: cp.EditLogOffset}
 	// Pass 1: epochs of the tail, and the checkpoint's own record.
-	epochStart := map[int64]int64{}
+	starts := epochStarts{}
 	first := true
 	err := scan(ctx, log, from, hwm, func(p int, off int64, value []byte) error {
 		j, e, ok := editlog.Peek(value)
@@ -199,29 +234,17 @@ func applyTail(ctx context.Context, st *store.Store, log Source, cp *editlog.Che
 			}
 		}
 		if ok && off > cp.EditLogOffset {
-			if s, seen := epochStart[e]; !seen || j < s {
-				epochStart[e] = j
-			}
+			starts.note(e, j)
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	supersededAt := supersedeLimits(epochStart)
 	a := newApplier(st, log.Topic, opt, rep, prog)
+	a.supersededAt = starts.supersedeLimits()
 	err = scan(ctx, log, map[int]int64{0: cp.EditLogOffset + 1}, hwm, func(p int, off int64, value []byte) error {
-		rep.Records++
-		r, err := editlog.Decode(value)
-		if err != nil {
-			rep.Undecodable = append(rep.Undecodable, off)
-			return a.position(ctx, p, off)
-		}
-		if lim, ok := supersededAt[r.Epoch]; ok && lim <= r.JournalID {
-			rep.Fenced = append(rep.Fenced, Fenced{JournalID: r.JournalID, Epoch: r.Epoch, Offset: off})
-			return a.position(ctx, p, off)
-		}
-		return a.add(ctx, p, off, r, value)
+		return a.record(ctx, p, off, value)
 	})
 	if err == nil {
 		err = a.flush(ctx)
@@ -233,44 +256,10 @@ func applyTail(ctx context.Context, st *store.Store, log Source, cp *editlog.Che
 	return err
 }
 
-// scanKeyed is scan with each record's key and a nil value for tombstones.
+// scanKeyed reads the whole topic up to hwm (exclusive) with each
+// record's key and a nil value for tombstones.
 func scanKeyed(ctx context.Context, src Source, hwm map[int]int64, fn func(off int64, key string, value []byte) error) error {
-	pending := 0
-	for _, hw := range hwm {
-		if hw > 0 {
-			pending++
-		}
-	}
-	if pending == 0 {
-		return nil
-	}
-	tail, err := src.Open(ctx, map[int]int64{})
-	if err != nil {
-		return fmt.Errorf("recovery: open %s: %w", src.Topic, err)
-	}
-	defer tail.Close()
-	for pending > 0 {
-		m, err := tail.Fetch(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return err
-			}
-			return fmt.Errorf("recovery: read %s: %w", src.Topic, err)
-		}
-		hw := hwm[m.Partition]
-		if m.Offset >= hw {
-			continue
-		}
-		if !m.Skip {
-			if err := fn(m.Offset, string(m.Key), m.Value); err != nil {
-				return err
-			}
-		}
-		if m.Offset+1 == hw {
-			pending--
-		}
-	}
-	return nil
+	return scanMessages(ctx, src, map[int]int64{}, hwm, func(m kafkaio.Message) error { return fn(m.Offset, string(m.Key), m.Value) })
 }
 
 // parseKey parses "<db_id>:<mv_id>".

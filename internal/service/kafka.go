@@ -166,17 +166,21 @@ func atoi(s string, def int) int {
 }
 
 // Close releases the clients and stops the embedded broker.
-func (k *Kafka) Close() {
+func (k *Kafka) Close() { CloseClients(k.Producer, k.Admin, k.Broker) }
+
+// CloseClients closes those of a producer (giving it 5 s to flush), an
+// admin client and an embedded broker that are not nil, in that order.
+func CloseClients(p *kafkaio.Producer, a *kafkaio.Admin, b *embedded.Broker) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if k.Producer != nil {
-		_ = k.Producer.Close(ctx)
+	if p != nil {
+		_ = p.Close(ctx)
 	}
-	if k.Admin != nil {
-		_ = k.Admin.Close()
+	if a != nil {
+		_ = a.Close()
 	}
-	if k.Broker != nil {
-		k.Broker.Close()
+	if b != nil {
+		b.Close()
 	}
 }
 
@@ -241,14 +245,14 @@ func GroupConfig(cfg *config.Config, brokers []string, log zerolog.Logger) kafka
 func (k *Kafka) EditLogSource(log zerolog.Logger) recovery.Source {
 	topic := k.cfg.Kafka.Topics.EditLog
 	return recovery.Source{Topic: topic, Open: k.tailOpener(topic, log),
-		HWM: func(ctx context.Context) (map[int]int64, error) { return k.highWatermarks(ctx, topic) }}
+		HWM: func(ctx context.Context) (map[int]int64, error) { return k.Admin.HighWatermarks(ctx, topic) }}
 }
 
 // SnapshotSource is the snapshot topic as a restore source.
 func (k *Kafka) SnapshotSource(log zerolog.Logger) recovery.Source {
 	topic := k.cfg.Kafka.Topics.Snapshots
 	return recovery.Source{Topic: topic, Open: k.tailOpener(topic, log),
-		HWM: func(ctx context.Context) (map[int]int64, error) { return k.highWatermarks(ctx, topic) }}
+		HWM: func(ctx context.Context) (map[int]int64, error) { return k.Admin.HighWatermarks(ctx, topic) }}
 }
 
 func (k *Kafka) tailOpener(topic string, log zerolog.Logger) pipeline.TailOpener {
@@ -259,18 +263,6 @@ func (k *Kafka) tailOpener(topic string, log zerolog.Logger) pipeline.TailOpener
 	return func(ctx context.Context, start map[int]int64) (pipeline.Tail, error) {
 		return kafkaio.NewTopicTail(ctx, fcfg, topic, start)
 	}
-}
-
-func (k *Kafka) highWatermarks(ctx context.Context, topic string) (map[int]int64, error) {
-	offs, err := k.Admin.ListOffsets(ctx, topic)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[int]int64, len(offs))
-	for p, o := range offs {
-		out[p] = o.Last
-	}
-	return out, nil
 }
 
 // TopicSpecs are the topics the service creates: input and catalog topics

@@ -79,7 +79,7 @@ func (s *Service) measureLag(ctx context.Context) {
 		s.Metrics.SetFollowerLag(0)
 		return
 	}
-	hwm, err := s.kafka.highWatermarks(lctx, s.topics.EditLog)
+	hwm, err := s.kafka.Admin.HighWatermarks(lctx, s.topics.EditLog)
 	if err != nil {
 		return
 	}

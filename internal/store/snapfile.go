@@ -256,7 +256,19 @@ func loadSnapshot(ctx context.Context, path string, st *mvstate.State) (*snapMet
 	if err != nil {
 		return nil, &CorruptError{Path: path, Offset: 0, Reason: "bad header: " + err.Error()}
 	}
+	if err := loadMVs(ctx, fr, st); err != nil {
+		return nil, err
+	}
+	for k, j := range meta.dropped {
+		st.LoadDropped(k, j)
+	}
+	st.LoadMeta(meta.journalID, meta.epoch, meta.offsets)
+	return meta, nil
+}
 
+// loadMVs loads the MV frames of fr into st up to the footer, whose count
+// they must match. They are decoded on every core.
+func loadMVs(ctx context.Context, fr *frameReader, st *mvstate.State) error {
 	type job struct {
 		p   []byte
 		off int64
@@ -264,29 +276,20 @@ func loadSnapshot(ctx context.Context, path string, st *mvstate.State) (*snapMet
 	jobs := make(chan job, 64)
 	var mu sync.Mutex // guards st (LoadMV) and firstErr
 	var firstErr error
-	fail := func(err error) {
-		mu.Lock()
-		if firstErr == nil {
-			firstErr = err
-		}
-		mu.Unlock()
-	}
 	var wg sync.WaitGroup
 	for range max(1, runtime.GOMAXPROCS(0)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for j := range jobs {
 				s, err := editlog.DecodeSnapshot(j.p)
-				if err != nil {
-					fail(&CorruptError{Path: path, Offset: j.off, Reason: err.Error()})
-					continue
-				}
 				mu.Lock()
-				st.LoadMV(s.MV, s.JournalID)
+				if err == nil {
+					st.LoadMV(s.MV, s.JournalID)
+				} else if firstErr == nil {
+					firstErr = &CorruptError{Path: fr.path, Offset: j.off, Reason: err.Error()}
+				}
 				mu.Unlock()
 			}
-		}()
+		})
 	}
 	var n uint64
 	var readErr error
@@ -304,7 +307,7 @@ func loadSnapshot(ctx context.Context, path string, st *mvstate.State) (*snapMet
 		if len(p) >= len(snapEnd) && string(p[:len(snapEnd)]) == snapEnd {
 			d := dec{b: p[len(snapEnd):]}
 			if want := d.uvarint(); d.err != nil || want != n {
-				readErr = &CorruptError{Path: path, Offset: off, Reason: fmt.Sprintf("footer counts %d MVs, the file holds %d", want, n)}
+				readErr = &CorruptError{Path: fr.path, Offset: off, Reason: fmt.Sprintf("footer counts %d MVs, the file holds %d", want, n)}
 			}
 			break
 		}
@@ -314,14 +317,7 @@ func loadSnapshot(ctx context.Context, path string, st *mvstate.State) (*snapMet
 	close(jobs)
 	wg.Wait()
 	if readErr != nil {
-		return nil, readErr
+		return readErr
 	}
-	if firstErr != nil {
-		return nil, firstErr
-	}
-	for k, j := range meta.dropped {
-		st.LoadDropped(k, j)
-	}
-	st.LoadMeta(meta.journalID, meta.epoch, meta.offsets)
-	return meta, nil
+	return firstErr
 }

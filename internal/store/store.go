@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -59,6 +58,7 @@ type Store struct {
 	log   journal
 
 	commitMu sync.Mutex // see doc.go
+	buf      []byte     // the log entry being encoded (guarded by commitMu)
 
 	mu            sync.Mutex // guards the fields below (a leaf lock)
 	seq           uint64     // last log entry written
@@ -66,6 +66,8 @@ type Store struct {
 	acked         uint64 // outbox acknowledged through
 	outbox        []OutboxMessage
 	sinceSnapshot int64 // log bytes since the last snapshot
+	snapshotSize  int64 // bytes of the last snapshot written or loaded
+	snapshotBytes int64 // bytes of every snapshot this Store wrote
 	snapshotting  bool
 	closed        bool
 	snapWG        sync.WaitGroup
@@ -192,74 +194,102 @@ func (s *Store) Commit(ctx context.Context, b Batch) (Result, error) {
 	if closed {
 		return Result{}, ErrClosed
 	}
-	var res Result
-	var applied []int
+	c := &commit{s: s, b: b}
 	keys, structural := editlog.Touches(b.Records)
-	err := s.state.Commit(ctx, mvstate.Batch{Touched: keys, Structural: structural,
-		Apply: func(tx *mvstate.Tx) error {
-			applied = applied[:0]
-			var err error
-			res.Counts, err = editlog.ApplyBatch(tx, b.Records, b.Mode, func(i int) { applied = append(applied, i) })
-			if err != nil {
-				return err
-			}
-			for _, o := range b.Offsets {
-				tx.SetOffset(o.Topic, o.Partition, o.Next)
-			}
-			for topic, next := range b.Reset {
-				tx.ResetOffsets(topic, next)
-			}
-			return nil
-		},
-		Persist: func(tx *mvstate.Tx) error {
-			e := entry{journalID: tx.JournalID(), epoch: tx.Epoch(), topic: b.PublishTo, offsets: tx.OffsetChanges(), dead: b.DeadLetters}
-			e.records = make([][]byte, len(applied))
-			for j, i := range applied {
-				if b.Encoded != nil {
-					e.records[j] = b.Encoded[i]
-				} else {
-					e.records[j] = editlog.AppendRecord(nil, b.Records[i])
-				}
-			}
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			e.seq = s.seq + 1
-			e.outboxFirst = s.outboxSeq + 1
-			e.ack = max(b.Ack, s.acked)
-			n, err := s.log.append(e.encode(nil))
-			if err != nil {
-				return err
-			}
-			s.seq, res.Bytes = e.seq, n
-			s.sinceSnapshot += n
-			s.acked = e.ack
-			s.pruneOutbox()
-			next := e.outboxFirst
-			if b.PublishTo != "" {
-				for j, i := range applied {
-					m := recordMessage(b.PublishTo, next, b.Records[i], e.records[j])
-					s.outbox = append(s.outbox, m)
-					res.Outbox = append(res.Outbox, m)
-					next++
-				}
-			}
-			for _, m := range b.DeadLetters {
-				m.Seq = next
-				s.outbox = append(s.outbox, m)
-				res.Outbox = append(res.Outbox, m)
-				next++
-			}
-			s.outboxSeq = next - 1
-			return nil
-		}})
+	err := s.state.Commit(ctx, mvstate.Batch{Touched: keys, Structural: structural, Apply: c.apply, Persist: c.persist})
 	if err != nil {
 		return Result{}, err
 	}
-	for _, i := range applied {
-		res.Applied = append(res.Applied, b.Records[i])
+	for _, i := range c.applied {
+		c.res.Applied = append(c.res.Applied, b.Records[i])
 	}
 	s.maybeSnapshot()
-	return res, nil
+	return c.res, nil
+}
+
+// commit is one Commit's work, in the two steps mvstate.State.Commit runs
+// under the batch's locks.
+type commit struct {
+	s       *Store
+	b       Batch
+	res     Result
+	applied []int // indexes of the records that applied
+}
+
+// apply changes the in-memory state: the records, then the offsets.
+func (c *commit) apply(tx *mvstate.Tx) error {
+	c.applied = c.applied[:0]
+	var err error
+	c.res.Counts, err = editlog.ApplyBatch(tx, c.b.Records, c.b.Mode, func(i int) { c.applied = append(c.applied, i) })
+	if err != nil {
+		return err
+	}
+	for _, o := range c.b.Offsets {
+		tx.SetOffset(o.Topic, o.Partition, o.Next)
+	}
+	for topic, next := range c.b.Reset {
+		tx.ResetOffsets(topic, next)
+	}
+	return nil
+}
+
+// persist appends the batch's log entry (one fdatasync) and queues its
+// outbox; an error undoes apply.
+func (c *commit) persist(tx *mvstate.Tx) error {
+	s, b := c.s, c.b
+	e := entry{journalID: tx.JournalID(), epoch: tx.Epoch(), topic: b.PublishTo, offsets: tx.OffsetChanges(), dead: b.DeadLetters}
+	e.records = make([][]byte, len(c.applied))
+	for j, i := range c.applied {
+		if b.Encoded != nil {
+			e.records[j] = b.Encoded[i]
+		} else {
+			e.records[j] = editlog.AppendRecord(nil, b.Records[i])
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e.seq = s.seq + 1
+	e.outboxFirst = s.outboxSeq + 1
+	e.ack = max(b.Ack, s.acked)
+	n, err := s.appendEntry(&e)
+	if err != nil {
+		return err
+	}
+	s.seq, c.res.Bytes = e.seq, n
+	s.sinceSnapshot += n
+	s.acked = e.ack
+	s.pruneOutbox()
+	next := e.outboxFirst
+	if b.PublishTo != "" {
+		for j, i := range c.applied {
+			m := recordMessage(b.PublishTo, next, b.Records[i], e.records[j])
+			s.outbox = append(s.outbox, m)
+			c.res.Outbox = append(c.res.Outbox, m)
+			next++
+		}
+	}
+	for _, m := range b.DeadLetters {
+		m.Seq = next
+		s.outbox = append(s.outbox, m)
+		c.res.Outbox = append(c.res.Outbox, m)
+		next++
+	}
+	s.outboxSeq = next - 1
+	return nil
+}
+
+// appendEntry encodes e into the reused buffer and appends it to the log
+// (a memory store writes nothing). Callers hold commitMu and mu.
+func (s *Store) appendEntry(e *entry) (int64, error) {
+	if _, mem := s.log.(memJournal); mem {
+		return 0, nil
+	}
+	s.buf = e.encode(s.buf[:0])
+	n, err := s.log.append(s.buf)
+	if cap(s.buf) > 8<<20 {
+		s.buf = nil // do not keep a huge batch's buffer
+	}
+	return n, err
 }
 
 // pruneOutbox drops acknowledged messages. Callers hold mu.
@@ -287,6 +317,14 @@ func (s *Store) Acked() uint64 {
 	return s.acked
 }
 
+// SnapshotBytes returns the bytes of all the snapshots this Store wrote
+// (the disk writes besides the log's).
+func (s *Store) SnapshotBytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snapshotBytes
+}
+
 // LogSize returns the bytes of log written since the last snapshot.
 func (s *Store) LogSize() int64 {
 	s.mu.Lock()
@@ -300,7 +338,11 @@ func (s *Store) maybeSnapshot() {
 		return
 	}
 	s.mu.Lock()
-	start := !s.snapshotting && !s.closed && s.sinceSnapshot >= s.opt.SnapshotEvery
+	// At least twice the last snapshot's size of log between two
+	// snapshots: writing the state costs at most half the log's bytes
+	// again, however large the state grows, and a restart replays at most
+	// twice the state's size of log.
+	start := !s.snapshotting && !s.closed && s.sinceSnapshot >= max(s.opt.SnapshotEvery, 2*s.snapshotSize)
 	if start {
 		s.snapshotting = true
 		s.snapWG.Add(1)
@@ -373,6 +415,12 @@ func (s *Store) snapshot(ctx context.Context) error {
 	path, err := writeSnapshot(ctx, s.dir, meta, sn, !s.opt.NoSync)
 	if err != nil {
 		return err
+	}
+	if fi, err := os.Stat(path); err == nil {
+		s.mu.Lock()
+		s.snapshotSize = fi.Size()
+		s.snapshotBytes += fi.Size()
+		s.mu.Unlock()
 	}
 	return s.dropBefore(path, meta.seq)
 }
@@ -452,6 +500,9 @@ func open(ctx context.Context, dir string, opt Options, readOnly bool) (*Store, 
 			return nil, err
 		}
 		s.recovery.Snapshot = snaps[0].path
+		if fi, err := os.Stat(snaps[0].path); err == nil {
+			s.snapshotSize = fi.Size()
+		}
 		s.seq, s.outboxSeq, s.acked, s.outbox = meta.seq, meta.outboxSeq, meta.acked, meta.outbox
 	}
 	segs, err := listSegments(dir)
@@ -459,18 +510,47 @@ func open(ctx context.Context, dir string, opt Options, readOnly bool) (*Store, 
 		return nil, err
 	}
 	// Replay the entries after the snapshot.
-	var good int64
-	var torn bool
-	active := -1
+	tail, err := s.replaySegments(ctx, segs)
+	if err != nil {
+		return nil, err
+	}
+	s.recovery.Took = time.Since(start)
+	if readOnly {
+		s.log = memJournal{}
+		s.closed = false
+		return s, nil
+	}
+	w, err := s.openWAL(segs, tail)
+	if err != nil {
+		return nil, err
+	}
+	s.log = &fileJournal{w: w, segSize: opt.SegmentSize, log: opt.Log}
+	return s, nil
+}
+
+// logTail is where the replay of the log ended.
+type logTail struct {
+	// active is the index of the segment to append to, -1 for a new one.
+	active int
+	// good is the length of the active segment's valid entries; torn says
+	// whether the segment goes on past them (a cut-short append).
+	good int64
+	torn bool
+}
+
+// replaySegments applies the entries of segs after the snapshot's sequence.
+func (s *Store) replaySegments(ctx context.Context, segs []segment) (logTail, error) {
+	t := logTail{active: -1}
 	for i, seg := range segs {
 		if i+1 < len(segs) && segs[i+1].first <= s.seq+1 {
 			continue // every entry of this segment is in the snapshot
 		}
 		if seg.first > s.seq+1 {
-			return nil, &CorruptError{Path: seg.path, Reason: fmt.Sprintf("log entries %d..%d are missing", s.seq+1, seg.first-1)}
+			return t, &CorruptError{Path: seg.path, Reason: fmt.Sprintf("log entries %d..%d are missing", s.seq+1, seg.first-1)}
 		}
 		last := i == len(segs)-1
-		good, torn, err = readSegment(seg, last, func(e *entry) error {
+		var err error
+		t.good, t.torn, err = readSegment(seg, last, func(e *entry) error {
 			if e.seq <= s.seq {
 				return nil
 			}
@@ -486,44 +566,44 @@ func open(ctx context.Context, dir string, opt Options, readOnly bool) (*Store, 
 			return s.replay(ctx, seg.path, e)
 		})
 		if err != nil {
-			return nil, err
+			return t, err
 		}
-		active = i
+		t.active = i
 	}
-	if active < 0 && len(segs) > 0 && segs[len(segs)-1].first <= s.seq+1 {
-		active = len(segs) - 1
+	if t.active < 0 && len(segs) > 0 && segs[len(segs)-1].first <= s.seq+1 {
+		t.active = len(segs) - 1
 	}
-	s.recovery.Took = time.Since(start)
-	if readOnly {
-		s.log = memJournal{}
-		s.closed = false
-		return s, nil
-	}
-	w := &wal{dir: dir, wrap: opt.WrapFile, sync: !opt.NoSync}
+	return t, nil
+}
+
+// openWAL opens the log for appending where its replay ended: the active
+// segment cut back to its valid entries, or a new segment.
+func (s *Store) openWAL(segs []segment, t logTail) (*wal, error) {
+	opt := s.opt
+	w := &wal{dir: s.dir, wrap: opt.WrapFile, sync: !opt.NoSync}
 	switch {
-	case active >= 0 && !(torn && good == 0):
-		if fi, err := os.Stat(segs[active].path); err == nil && torn {
-			s.recovery.TornBytes = fi.Size() - good
+	case t.active >= 0 && !(t.torn && t.good == 0):
+		if fi, err := os.Stat(segs[t.active].path); err == nil && t.torn {
+			s.recovery.TornBytes = fi.Size() - t.good
 		}
-		if err := w.openActive(segs[active], good); err != nil {
+		if err := w.openActive(segs[t.active], t.good); err != nil {
 			return nil, err
 		}
-		if torn && !opt.NoSync {
+		if t.torn && !opt.NoSync {
 			if err := w.f.Sync(); err != nil {
 				w.close()
-				return nil, ioError("sync", segs[active].path, err)
+				return nil, ioError("sync", segs[t.active].path, err)
 			}
 		}
 	default:
-		if active >= 0 {
-			os.Remove(segs[active].path) // a segment whose creation was cut short
+		if t.active >= 0 {
+			os.Remove(segs[t.active].path) // a segment whose creation was cut short
 		}
 		if err := w.createSegment(s.seq + 1); err != nil {
 			return nil, err
 		}
 	}
-	s.log = &fileJournal{w: w, segSize: opt.SegmentSize, log: opt.Log}
-	return s, nil
+	return w, nil
 }
 
 // replay applies one log entry during open.
@@ -583,9 +663,6 @@ func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
 }
-
-// storeDir is the live store's directory in a state dir.
-func storeDir(stateDir string) string { return filepath.Join(stateDir, "store") }
 
 // Load fills an empty store that no other goroutine uses yet (a restore
 // building it): each calls add for every MV, with the journal id of the

@@ -484,3 +484,49 @@ func TestStore_bytesWrittenPerCommitStayNearTheRecordBytes(t *testing.T) {
 		t.Fatalf("wrote %d bytes for %d bytes of records: over 2x", written, recBytes)
 	}
 }
+
+func TestStore_snapshotsAddAtMostHalfTheLogBytes(t *testing.T) {
+	dir := t.TempDir()
+	// A snapshot threshold far below the state's size: without the rule
+	// that spaces snapshots by twice the last one's size, every few commits
+	// would rewrite the whole state.
+	d, s := openDir(t, dir, store.Options{SnapshotEvery: 4 << 10, NoSync: true})
+	defer d.Close()
+	var recBytes, logBytes int64
+	var acked uint64
+	// A large MV makes the state far larger than the threshold.
+	if err := s.Load(context.Background(), 0, 0, nil, func(add func(*mvstate.MV, int64)) error {
+		add(sampleMV(2, 1, 3000), 0)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for b := 1; b < 2000; b++ {
+		bt := batchOf(b, acked) // the broker acknowledged the previous batch
+		for _, r := range bt.Records {
+			recBytes += int64(len(editlog.AppendRecord(nil, r)))
+		}
+		res, err := s.Commit(context.Background(), bt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logBytes += res.Bytes
+		if n := len(res.Outbox); n > 0 {
+			acked = res.Outbox[n-1].Seq
+		}
+	}
+	if err := s.Close(context.Background(), false); err != nil { // waits for a snapshot in flight
+		t.Fatal(err)
+	}
+	snapBytes := s.SnapshotBytes()
+	t.Logf("records %d bytes, log %d, snapshots %d", recBytes, logBytes, snapBytes)
+	if snapBytes == 0 {
+		t.Fatal("no snapshot was written")
+	}
+	if snapBytes > logBytes/2+logBytes/10 {
+		t.Errorf("snapshots wrote %d bytes for %d bytes of log: more than half", snapBytes, logBytes)
+	}
+	if total := logBytes + snapBytes; total > 2*recBytes {
+		t.Fatalf("wrote %d bytes (log %d, snapshots %d) for %d bytes of records: over 2x", total, logBytes, snapBytes, recBytes)
+	}
+}

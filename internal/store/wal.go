@@ -1,7 +1,6 @@
 package store
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -264,6 +263,3 @@ func tornBad(b []byte, off int64) bool {
 	n := int64(b[off]) | int64(b[off+1])<<8 | int64(b[off+2])<<16 | int64(b[off+3])<<24
 	return off+frameHeader+n >= int64(len(b))
 }
-
-// errStop ends a replay early without an error.
-var errStop = errors.New("stop")

@@ -342,15 +342,9 @@ func (e *Env) HWM(topic string) map[int]int64 {
 	t.Helper()
 	var out map[int]int64
 	Eventually(t, WaitShort, func() error {
-		offs, err := e.Admin.ListOffsets(context.Background(), topic)
-		if err != nil {
-			return err
-		}
-		out = map[int]int64{}
-		for p, o := range offs {
-			out[p] = o.Last
-		}
-		return nil
+		var err error
+		out, err = e.Admin.HighWatermarks(context.Background(), topic)
+		return err
 	})
 	return out
 }

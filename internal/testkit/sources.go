@@ -26,17 +26,7 @@ func (e *Env) Source(topic string) recovery.Source {
 		Open: func(ctx context.Context, start map[int]int64) (pipeline.Tail, error) {
 			return kafkaio.NewTopicTail(ctx, fc, topic, start)
 		},
-		HWM: func(ctx context.Context) (map[int]int64, error) {
-			offs, err := e.Admin.ListOffsets(ctx, topic)
-			if err != nil {
-				return nil, err
-			}
-			out := make(map[int]int64, len(offs))
-			for p, o := range offs {
-				out[p] = o.Last
-			}
-			return out, nil
-		}}
+		HWM: func(ctx context.Context) (map[int]int64, error) { return e.Admin.HighWatermarks(ctx, topic) }}
 }
 
 // RebuildFromKafka rebuilds the edit log of cfg, whole (recovery.Rebuild,

@@ -290,7 +290,7 @@ func (w *World) DrawEvent(t *rapid.T) events.Event {
 	case n < 78:
 		if len(w.snapshots) > 0 && rapid.IntRange(0, 3).Draw(t, "old snapshot") == 0 {
 			// An old catalog snapshot at a new position: it legitimately
-			// rolls the MV back (DESIGN.md §5.2 dedupes by offset only).
+			// rolls the MV back (docs/design.md §5.2 dedupes by offset only).
 			m := rapid.SampledFrom(w.snapshots).Draw(t, "snapshot")
 			return &events.MVUpserted{EventID: w.eventID("upsert"), MV: m.Clone()}
 		}

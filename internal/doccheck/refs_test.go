@@ -1,0 +1,65 @@
+package doccheck
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestRepository_citesItsOwnDesignNeverAFileOutsideIt: the repository stands
+// alone. Code and docs cite docs/design.md, never the product spec or other
+// files outside the clone (../shared), and every "docs/design.md §n" names a
+// section that exists.
+func TestRepository_citesItsOwnDesignNeverAFileOutsideIt(t *testing.T) {
+	root := filepath.Join("..", "..")
+	design, err := os.ReadFile(filepath.Join(root, "docs", "design.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sections := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^#+ §([0-9.]+) `).FindAllStringSubmatch(string(design), -1) {
+		sections[m[1]] = true
+	}
+	cite := regexp.MustCompile(`design\.md\s+§([0-9]+(?:\.[0-9]+)*)`)
+	outside := regexp.MustCompile(`\.\./shared|[^/a-z]DESIGN\.md`)
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if name := d.Name(); path != root && (strings.HasPrefix(name, ".") || name == "testdata") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		switch filepath.Ext(path) {
+		case ".go", ".md", ".yml", ".yaml", ".sh", ".json":
+		default:
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		text := string(b)
+		if rel != filepath.Join("docs", "design.md") && rel != filepath.Join("internal", "doccheck", "refs_test.go") {
+			if loc := outside.FindStringIndex(text); loc != nil {
+				t.Errorf("%s:%d cites a file outside the repository: %q", rel, 1+strings.Count(text[:loc[0]], "\n"), text[loc[0]:min(len(text), loc[1]+20)])
+			}
+		}
+		for _, m := range cite.FindAllStringSubmatchIndex(text, -1) {
+			sec := text[m[2]:m[3]]
+			if !sections[sec] && !sections[strings.SplitN(sec, ".", 2)[0]] {
+				t.Errorf("%s:%d cites docs/design.md §%s, which has no such section", rel, 1+strings.Count(text[:m[0]], "\n"), sec)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
