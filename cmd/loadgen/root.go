@@ -60,12 +60,8 @@ Cases (--case, default all, in this order):
   one-partition   the same on a one-partition input topic
   large           2000 MVs on 2000 tables x 50 partitions, 6 input partitions
   easy            48 MVs on 12 tables x 50 partitions (4 MVs per table), 6 input partitions
---mvs, --tables, --partitions and --topic-partitions change the shape of the selected cases.
-
---transport plaintext,tls,sasl_ssl runs each selected case once per transport, one after the
-other, each on an embedded broker with that listener: TLS with a throwaway CA and certificate,
-SASL_SSL adds SCRAM-SHA-512; the clients' settings follow (kafka.tls.*, kafka.sasl.*). The summary
-then compares every transport with the first.
+--mvs, --tables, --partitions and --topic-partitions change the shape of the selected cases;
+--transport plaintext,tls,sasl_ssl runs each of them once per listener of the embedded broker.
 
 Events/s are measured from the first batch to the last offset commit (the group join is
 excluded; the rate including it is printed too). By default each case runs on its own
