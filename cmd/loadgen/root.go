@@ -60,7 +60,8 @@ Cases (--case, default all, in this order):
   one-partition   the same on a one-partition input topic
   large           2000 MVs on 2000 tables x 50 partitions, 6 input partitions
   easy            48 MVs on 12 tables x 50 partitions (4 MVs per table), 6 input partitions
---mvs, --tables, --partitions and --topic-partitions change the shape of the selected cases.
+--mvs, --tables, --partitions and --topic-partitions change the shape of the selected cases;
+--transport plaintext,tls,sasl_ssl runs each of them once per listener of the embedded broker.
 
 Events/s are measured from the first batch to the last offset commit (the group join is
 excluded; the rate including it is printed too). By default each case runs on its own
@@ -96,6 +97,7 @@ writer settings come from the configuration (--config, MVREPAIR_* variables), as
 	f.DurationVar(&opt.BatchWait, "batch-wait", 0, fmt.Sprintf("batch.max_wait (default: the configuration's, %s built in)", config.Default().Batch.MaxWait))
 	f.DurationVar(&opt.TailMaxWait, "tail-max-wait", loadgen.DefaultTailMaxWait, "fetch max wait of the latency tails (part of the measured latency)")
 	f.StringSliceVar(&opt.Brokers, "brokers", nil, "run against these brokers (host:port,...) instead of an embedded one per case")
+	f.StringSliceVar(&opt.Transports, "transport", nil, "run each case once per transport of the embedded broker: "+strings.Join(loadgen.Transports(), ", ")+" (default: plaintext)")
 	f.BoolVar(&opt.SkipLatency, "skip-latency", false, "measure throughput only")
 	f.BoolVar(&fl.asJSON, "json", false, "print the report as JSON")
 	f.StringVar(&fl.jsonFile, "json-file", "", "also write the report as JSON to this file")

@@ -15,6 +15,7 @@ package embedded
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -71,6 +72,21 @@ type Config struct {
 	// accepts; 0 means 1s so tests can use short session timeouts (kfake's
 	// own default is 6s).
 	MinSessionTimeout time.Duration
+	// TLS, when set, makes the listener serve TLS with this configuration
+	// (its certificate): clients then need TLS (for measuring and testing
+	// secured clients; the dev mode stays plaintext).
+	TLS *tls.Config
+	// SASLUsers, when set, makes the listener require SASL authentication as
+	// one of these users (over TLS when TLS is set: SASL_SSL).
+	SASLUsers []SASLUser
+}
+
+// SASLUser is a user of a broker that requires SASL.
+type SASLUser struct {
+	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+	Mechanism string
+	User      string
+	Password  string
 }
 
 // Broker is a running embedded broker.
@@ -109,6 +125,20 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	if port != 0 {
 		opts = append(opts, kfake.Ports(port))
+	}
+	if cfg.TLS != nil {
+		opts = append(opts, kfake.TLS(cfg.TLS))
+	}
+	if len(cfg.SASLUsers) > 0 {
+		opts = append(opts, kfake.EnableSASL())
+		for _, u := range cfg.SASLUsers {
+			switch u.Mechanism {
+			case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+			default:
+				return nil, fmt.Errorf("embedded: SASL user %q: unknown mechanism %q (want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", u.User, u.Mechanism)
+			}
+			opts = append(opts, kfake.Superuser(u.Mechanism, u.User, u.Password))
+		}
 	}
 	if cfg.DataDir != "" {
 		opts = append(opts, kfake.DataDir(cfg.DataDir))

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,5 +161,65 @@ func TestStart_data_survives_restart(t *testing.T) {
 	}
 	if len(seen) != 20 {
 		t.Errorf("read %d distinct records after restart, want 20", len(seen))
+	}
+}
+
+func TestStart_TLSAndSASL_secureTheListener(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	srv, err := embedded.LoopbackTLS(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := embedded.Start(ctx, embedded.Config{Addr: "127.0.0.1:0", TLS: srv,
+		SASLUsers: []embedded.SASLUser{{Mechanism: kafkaio.SASLScramSHA512, User: "loadgen", Password: "s3cret"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	admin := func(sec kafkaio.Security) *kafkaio.Admin {
+		a, err := kafkaio.NewAdmin(kafkaio.AdminConfig{Brokers: []string{b.Addr()}, Security: sec})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = a.Close() })
+		return a
+	}
+	tlsOnly := kafkaio.Security{TLS: &kafkaio.TLSConfig{CAFile: caFile}}
+	both := tlsOnly
+	both.SASL = &kafkaio.SASLConfig{Mechanism: kafkaio.SASLScramSHA512, Username: "loadgen", Password: "s3cret"}
+	if err := admin(both).EnsureTopics(ctx, []kafkaio.TopicSpec{{Name: "t", Partitions: 1, ReplicationFactor: 1}}); err != nil {
+		t.Fatalf("SASL_SSL with the CA file and the user: %v", err)
+	}
+	otherCA := filepath.Join(t.TempDir(), "other.pem")
+	if _, err := embedded.LoopbackTLS(otherCA); err != nil {
+		t.Fatal(err)
+	}
+	for name, sec := range map[string]kafkaio.Security{"plaintext": {SASL: both.SASL},
+		"another CA": {TLS: &kafkaio.TLSConfig{CAFile: otherCA}, SASL: both.SASL}} {
+		if err := admin(sec).Ping(ctx); !errors.Is(err, kafkaio.ErrSecurity) {
+			t.Errorf("%s: ping = %v, want ErrSecurity", name, err)
+		}
+	}
+	// Without SASL the broker answers nothing but the handshake's requests.
+	short, cancelShort := context.WithTimeout(ctx, 3*time.Second)
+	defer cancelShort()
+	if ps, err := admin(tlsOnly).Partitions(short, "t"); err == nil {
+		t.Errorf("TLS without SASL: partitions %v, want an error", ps)
+	}
+}
+
+func TestStart_unknownSASLMechanism_isAnError(t *testing.T) {
+	_, err := embedded.Start(context.Background(), embedded.Config{Addr: "127.0.0.1:0",
+		SASLUsers: []embedded.SASLUser{{Mechanism: "GSSAPI", User: "u"}}})
+	if err == nil || !strings.Contains(err.Error(), `"GSSAPI"`) {
+		t.Fatalf("Start = %v, want an error naming the mechanism", err)
+	}
+}
+
+func TestLoopbackTLS_unwritableCAFile_isAnError(t *testing.T) {
+	if _, err := embedded.LoopbackTLS(filepath.Join(t.TempDir(), "missing", "ca.pem")); err == nil {
+		t.Fatal("LoopbackTLS wrote into a directory that does not exist")
 	}
 }

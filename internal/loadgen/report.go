@@ -22,6 +22,9 @@ type Report struct {
 // CaseReport is what one case measured.
 type CaseReport struct {
 	Case Case `json:"case"`
+	// Transport is the embedded broker's listener (Options.Transports); ""
+	// when the configuration's was used.
+	Transport string `json:"transport,omitempty"`
 	// Error is why the case did not finish ("" when it did).
 	Error string `json:"error,omitempty"`
 	// Seconds is the case's wall time (setup, seeding and every phase).
@@ -94,6 +97,12 @@ type Settings struct {
 	TailMaxWait         string  `json:"tail_max_wait"`
 	ServiceLogLevel     string  `json:"service_log_level"`
 	SkipLatency         bool    `json:"skip_latency,omitempty"`
+	// Transports are Options.Transports: each case ran once per transport.
+	Transports []string `json:"transports,omitempty"`
+	// Security is the configuration's TLS/SASL towards real brokers
+	// ("plaintext", "TLS", "SASL_SSL SCRAM-SHA-512", ...); empty with
+	// transports or on the embedded broker.
+	Security string `json:"security,omitempty"`
 }
 
 // Throughput is one pipeline's run over a pre-produced backlog, or its
@@ -320,6 +329,21 @@ func cpuModel() string {
 	return "unknown"
 }
 
+// securityOf describes the configuration's connection to real brokers.
+func securityOf(opt Options, cfg *config.Config) string {
+	if len(opt.Brokers) == 0 {
+		return ""
+	}
+	out := "plaintext"
+	if cfg.Kafka.TLS.Enabled {
+		out = "TLS"
+	}
+	if cfg.SASLEnabled() {
+		out = "SASL " + cfg.Kafka.SASL.Mechanism + " over " + out
+	}
+	return out
+}
+
 func settingsOf(opt Options, cfg *config.Config) Settings {
 	broker := "embedded kfake per case, in-process (shares the CPUs with the pipeline), data dir, no fsync"
 	if len(opt.Brokers) > 0 {
@@ -338,5 +362,6 @@ func settingsOf(opt Options, cfg *config.Config) Settings {
 		WriterBatchTimeout: k.Writer.BatchTimeout.String(), WriterBatchSize: k.Writer.BatchSize, Compression: k.Writer.Compression,
 		ReaderMaxWait: k.Reader.MaxWait.String(), ReaderQueueCapacity: k.Reader.QueueCapacity,
 		SnapshotBytes: cfg.State.SnapshotBytes, CheckpointRecords: cfg.Checkpoint.MaxRecords,
-		TailMaxWait: opt.TailMaxWait.String(), ServiceLogLevel: cfg.Log.Level, SkipLatency: opt.SkipLatency}
+		TailMaxWait: opt.TailMaxWait.String(), ServiceLogLevel: cfg.Log.Level, SkipLatency: opt.SkipLatency,
+		Transports: opt.Transports, Security: securityOf(opt, cfg)}
 }

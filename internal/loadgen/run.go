@@ -101,6 +101,11 @@ type Options struct {
 	TailMaxWait time.Duration
 	// SkipLatency skips the latency phases.
 	SkipLatency bool
+	// Transports, when set, runs every case once per transport (see
+	// Transports), one after the other, each on an embedded broker with that
+	// listener; nil runs the configuration's (plaintext on the embedded
+	// broker). Not with Brokers.
+	Transports []string
 }
 
 func (o Options) withDefaults() Options {
@@ -142,6 +147,9 @@ func (o Options) validate() error {
 	if len(o.Cases) == 0 {
 		return fmt.Errorf("%w: no case to run", ErrOptions)
 	}
+	if err := checkTransports(o.Transports, o.Brokers); err != nil {
+		return err
+	}
 	if int64(o.Events)*int64(o.Rounds) > 1<<40 {
 		return fmt.Errorf("%w: %d rounds of %d events is too many", ErrOptions, o.Rounds, o.Events)
 	}
@@ -168,17 +176,25 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 	}
 	rep := &Report{Machine: machine(), Settings: settingsOf(opt, &base)}
 	var failed []string
+	transports := opt.Transports
+	if len(transports) == 0 {
+		transports = []string{""}
+	}
+	n := len(opt.Cases) * len(transports)
 	for i, c := range opt.Cases {
-		progressf(opt.Progress, "case %d/%d: %s (%s)", i+1, len(opt.Cases), c.Name, c.Title)
-		cr, err := runCase(ctx, opt, c)
-		if err != nil {
-			cr.Error = err.Error()
-			failed = append(failed, c.Name)
-			progressf(opt.Progress, "%s: FAILED: %v", c.Name, err)
-		}
-		rep.Cases = append(rep.Cases, *cr)
-		if ctx.Err() != nil {
-			return rep, ctx.Err()
+		for j, tr := range transports {
+			name := caseName(c.Name, tr)
+			progressf(opt.Progress, "case %d/%d: %s (%s)", i*len(transports)+j+1, n, name, c.Title)
+			cr, err := runCase(ctx, opt, c, tr)
+			if err != nil {
+				cr.Error = err.Error()
+				failed = append(failed, name)
+				progressf(opt.Progress, "%s: FAILED: %v", name, err)
+			}
+			rep.Cases = append(rep.Cases, *cr)
+			if ctx.Err() != nil {
+				return rep, ctx.Err()
+			}
 		}
 	}
 	rep.Machine.LoadAvgEnd = loadAvg()
@@ -194,29 +210,38 @@ func progressf(w io.Writer, format string, args ...any) {
 	}
 }
 
+// caseName is a case's name with its transport, when one was chosen.
+func caseName(name, transport string) string {
+	if transport == "" {
+		return name
+	}
+	return name + " [" + transport + "]"
+}
+
 // runner holds one case's parts.
 type runner struct {
-	opt      Options
-	c        Case
-	cfg      *config.Config
-	log      zerolog.Logger
-	dir      string
-	broker   *embedded.Broker
-	brokers  []string
-	admin    *kafkaio.Admin
-	producer *kafkaio.Producer
-	wl       *workload
-	outTopic string // the baseline's output
-	ptInput  string // the baseline's input in the latency phase
-	blGroup  string
-	rep      *CaseReport
+	opt       Options
+	c         Case
+	transport string // "": the configuration's
+	cfg       *config.Config
+	log       zerolog.Logger
+	dir       string
+	broker    *embedded.Broker
+	brokers   []string
+	admin     *kafkaio.Admin
+	producer  *kafkaio.Producer
+	wl        *workload
+	outTopic  string // the baseline's output
+	ptInput   string // the baseline's input in the latency phase
+	blGroup   string
+	rep       *CaseReport
 }
 
 // runCase measures one case. The report is never nil: it holds what was
 // measured before an error.
-func runCase(ctx context.Context, opt Options, c Case) (*CaseReport, error) {
+func runCase(ctx context.Context, opt Options, c Case, transport string) (*CaseReport, error) {
 	start := time.Now()
-	r := &runner{opt: opt, c: c, rep: &CaseReport{Case: c, LoadAvgStart: loadAvg()}}
+	r := &runner{opt: opt, c: c, transport: transport, rep: &CaseReport{Case: c, Transport: transport, LoadAvgStart: loadAvg()}}
 	defer func() { r.rep.Seconds = time.Since(start).Seconds() }()
 	defer r.close()
 	if err := r.setup(ctx); err != nil {
@@ -240,7 +265,7 @@ func runCase(ctx context.Context, opt Options, c Case) (*CaseReport, error) {
 }
 
 func (r *runner) progress(format string, args ...any) {
-	progressf(r.opt.Progress, r.c.Name+": "+format, args...)
+	progressf(r.opt.Progress, caseName(r.c.Name, r.transport)+": "+format, args...)
 }
 
 func runID() string {
@@ -255,10 +280,10 @@ func (r *runner) setup(ctx context.Context) (err error) {
 	if r.dir, err = os.MkdirTemp("", "mvrepair-loadgen-"); err != nil {
 		return err
 	}
-	if err := r.startBroker(ctx); err != nil {
+	if err := r.configure(); err != nil {
 		return err
 	}
-	if err := r.configure(); err != nil {
+	if err := r.startBroker(ctx); err != nil {
 		return err
 	}
 	w := r.opt.ServiceLog
@@ -278,35 +303,39 @@ func (r *runner) setup(ctx context.Context) (err error) {
 	return nil
 }
 
-// startBroker starts an embedded broker unless real brokers were given.
+// startBroker starts an embedded broker, with the case's transport, unless
+// real brokers were given; the configuration then names its address.
 func (r *runner) startBroker(ctx context.Context) error {
 	if len(r.opt.Brokers) > 0 {
 		r.brokers = r.opt.Brokers
-		return nil
+	} else {
+		bc := embedded.Config{Addr: "127.0.0.1:0", DataDir: filepath.Join(r.dir, "kafka")}
+		if err := secure(r.transport, r.dir, &bc, r.cfg); err != nil {
+			return err
+		}
+		b, err := embedded.Start(ctx, bc)
+		if err != nil {
+			return fmt.Errorf("embedded broker: %w", err)
+		}
+		r.broker, r.brokers = b, []string{b.Addr()}
 	}
-	b, err := embedded.Start(ctx, embedded.Config{Addr: "127.0.0.1:0", DataDir: filepath.Join(r.dir, "kafka")})
-	if err != nil {
-		return fmt.Errorf("embedded broker: %w", err)
+	r.cfg.Kafka.Brokers = strings.Join(r.brokers, ",")
+	if err := r.cfg.Validate(); err != nil {
+		return fmt.Errorf("configuration: %w", err)
 	}
-	r.broker, r.brokers = b, []string{b.Addr()}
 	return nil
 }
 
 // configure derives the case's configuration from the base one: its own
-// state dir, brokers, topics and groups, the case's input partitions.
+// state dir, topics and groups, the case's input partitions (the brokers
+// come with startBroker).
 func (r *runner) configure() error {
 	cfg := config.Default()
 	if r.opt.Config != nil {
 		cfg = *r.opt.Config
 	}
-	if r.broker != nil {
-		// The embedded broker is plaintext on loopback.
-		def := config.Default()
-		cfg.Kafka.TLS, cfg.Kafka.SASL = def.Kafka.TLS, def.Kafka.SASL
-	}
 	id := runID()
 	cfg.State.Dir = filepath.Join(r.dir, "state")
-	cfg.Kafka.Brokers = strings.Join(r.brokers, ",")
 	cfg.Kafka.CreateTopics = true
 	cfg.Kafka.Partitions = r.c.TopicPartitions
 	prefix := "loadgen-" + id + "-" + r.c.Name + "-"
@@ -322,11 +351,8 @@ func (r *runner) configure() error {
 	if r.opt.BatchWait > 0 {
 		cfg.Batch.MaxWait = r.opt.BatchWait
 	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("configuration: %w", err)
-	}
 	r.cfg = &cfg
-	if r.broker == nil {
+	if len(r.opt.Brokers) > 0 {
 		r.progress("topics %s* and groups %s, %s stay on the cluster (delete them when done)", prefix, cfg.Kafka.GroupID, r.blGroup)
 	}
 	return nil

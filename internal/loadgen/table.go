@@ -3,6 +3,7 @@ package loadgen
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -25,6 +26,12 @@ func (r *Report) writeHeader(w io.Writer) {
 		fmt.Fprintf(w, "  loadavg:  %s at start, %s at end (other work on the machine skews the figures)\n", m.LoadAvgStart, m.LoadAvgEnd)
 	}
 	fmt.Fprintf(w, "  broker:   %s\n", s.Broker)
+	if len(s.Transports) > 0 {
+		fmt.Fprintf(w, "  transports: each case over %s, one after the other, each on its own embedded broker\n", strings.Join(s.Transports, ", "))
+	}
+	if s.Security != "" {
+		fmt.Fprintf(w, "  security: %s (kafka.tls.*, kafka.sasl.*)\n", s.Security)
+	}
 	quick := ""
 	if s.Quick {
 		quick = " (--quick: a smoke run, the figures mean little)"
@@ -37,7 +44,7 @@ func (r *Report) writeHeader(w io.Writer) {
 // write prints one case in detail.
 func (c *CaseReport) write(w io.Writer) {
 	k := c.Case
-	fmt.Fprintf(w, "\n== %s: %s (%.0fs, load average %s at its start)\n", k.Name, k.Title, c.Seconds, c.LoadAvgStart)
+	fmt.Fprintf(w, "\n== %s: %s (%.0fs, load average %s at its start)\n", caseName(k.Name, c.Transport), k.Title, c.Seconds, c.LoadAvgStart)
 	fmt.Fprintf(w, "  shape: %d MVs on %d tables x %d recorded partitions; input topic of %d partitions, backlog per partition %v\n",
 		k.MVs, k.Tables, k.Partitions, k.TopicPartitions, c.EventsPerInputPartition)
 	if c.Error != "" {
@@ -139,12 +146,12 @@ func (r *Report) WriteSummary(w io.Writer) {
 		k := c.Case
 		shape := fmt.Sprintf("%d/%d/%d/%d", k.MVs, k.Tables, k.Partitions, k.TopicPartitions)
 		if c.Error != "" {
-			fmt.Fprintf(tw, "%s\t%s\tFAILED\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t\n", k.Name, shape)
+			fmt.Fprintf(tw, "%s\t%s\tFAILED\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t\n", caseName(k.Name, c.Transport), shape)
 			continue
 		}
 		b := c.RepairBatches
 		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.2f (%.2f-%.2f)\t%.1f/%.1f\t%s\t%s\t%.2f\t%.1f\t%.2f\t%.2f\t%d of %d\t\n",
-			k.Name, shape, c.Repair.EventsPerSec, c.PassThrough.EventsPerSec, c.Ratio, c.RatioMin, c.RatioMax,
+			caseName(k.Name, c.Transport), shape, c.Repair.EventsPerSec, c.PassThrough.EventsPerSec, c.Ratio, c.RatioMin, c.RatioMax,
 			c.Repair.CPUMicrosPerEvent, c.PassThrough.CPUMicrosPerEvent,
 			pcts(c.RepairLatency), pcts(c.PassThroughLatency), c.P99Ratio,
 			b.RecordsPerBatch, b.TookMsPer1000Events, b.LogBytesRatio, c.passed(), len(c.Targets))
@@ -154,7 +161,7 @@ func (r *Report) WriteSummary(w io.Writer) {
 	for _, c := range r.Cases {
 		for _, t := range c.Targets {
 			if !t.Pass {
-				missed = append(missed, fmt.Sprintf("%s: %s (want %s, got %s)", c.Case.Name, t.Name, t.Want, t.Got))
+				missed = append(missed, fmt.Sprintf("%s: %s (want %s, got %s)", caseName(c.Case.Name, c.Transport), t.Name, t.Want, t.Got))
 			}
 		}
 	}
@@ -163,9 +170,46 @@ func (r *Report) WriteSummary(w io.Writer) {
 	}
 	for _, c := range r.Cases {
 		if c.Error != "" {
-			fmt.Fprintf(w, "  FAILED  %s: %s\n", c.Case.Name, c.Error)
+			fmt.Fprintf(w, "  FAILED  %s: %s\n", caseName(c.Case.Name, c.Transport), c.Error)
 		}
 	}
+	r.writeTransports(w)
+}
+
+// writeTransports compares each case's transports with its first one: the
+// cost of TLS (and SASL) for both pipelines.
+func (r *Report) writeTransports(w io.Writer) {
+	if len(r.Settings.Transports) < 2 {
+		return
+	}
+	fmt.Fprintf(w, "\nTransports (each case against its first transport, %s; the runs were one after the other, so the machine's other work moves these ratios)\n", r.Settings.Transports[0])
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "case\trepair ev/s ratio\tpass ev/s ratio\tCPU µs/ev repair ratio\tCPU µs/ev pass ratio\trepair p99 ms\tpass p99 ms\t")
+	base := map[string]*CaseReport{}
+	for i := range r.Cases {
+		c := &r.Cases[i]
+		if c.Error != "" {
+			continue
+		}
+		b := base[c.Case.Name]
+		if b == nil {
+			base[c.Case.Name] = c
+			continue
+		}
+		fmt.Fprintf(tw, "%s vs %s\t%.2f\t%.2f\t%.2f\t%.2f\t%.1f vs %.1f\t%.1f vs %.1f\t\n", caseName(c.Case.Name, c.Transport), b.Transport,
+			ratio(c.Repair.EventsPerSec, b.Repair.EventsPerSec), ratio(c.PassThrough.EventsPerSec, b.PassThrough.EventsPerSec),
+			ratio(c.Repair.CPUMicrosPerEvent, b.Repair.CPUMicrosPerEvent), ratio(c.PassThrough.CPUMicrosPerEvent, b.PassThrough.CPUMicrosPerEvent),
+			c.RepairLatency.P99Ms, b.RepairLatency.P99Ms, c.PassThroughLatency.P99Ms, b.PassThroughLatency.P99Ms)
+	}
+	_ = tw.Flush()
+}
+
+// ratio is a / b, 0 when b is 0.
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
 }
 
 func pcts(l Latency) string {
