@@ -2,13 +2,13 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/mvrepair/mvrepair/internal/kafkaio"
 	"github.com/mvrepair/mvrepair/internal/recovery"
 	"github.com/mvrepair/mvrepair/internal/retry"
-	"github.com/mvrepair/mvrepair/internal/store"
 )
 
 // restoreAtStart restores the state from Kafka when the store is empty (a
@@ -22,7 +22,7 @@ func (s *Service) restoreAtStart(ctx context.Context) error {
 		return nil
 	}
 	_, err := retry.Do(ctx, s.retryPolicy().Forever(), retry.Options{
-		ShouldRetry: kafkaio.IsTransient,
+		ShouldRetry: restoreRetry(),
 		OnRetry: func(err error, n int, wait time.Duration) {
 			logRetry(s.log, "restore from Kafka failed; retrying", err, n, wait)
 		}},
@@ -42,12 +42,36 @@ func (s *Service) restoreAtStart(ctx context.Context) error {
 func (s *Service) selfRebuild(ctx context.Context, why string) error {
 	s.Metrics.Fork()
 	_, err := retry.Do(ctx, s.retryPolicy().Forever(), retry.Options{
-		ShouldRetry: kafkaio.IsTransient,
+		ShouldRetry: restoreRetry(),
 		OnRetry: func(err error, n int, wait time.Duration) {
 			logRetry(s.log, "rebuild from Kafka failed; retrying", err, n, wait)
 		}},
 		func(ctx context.Context) error { return s.restore(ctx, why) })
 	return err
+}
+
+// missingRecordsAttempts is how many restores in a row may find records
+// missing before it is believed: the writer may truncate the edit log
+// below a checkpoint while a restore reads it (a restore that started
+// before that checkpoint existed reads the whole log); the next attempt
+// starts from the new checkpoint.
+const missingRecordsAttempts = 5
+
+// restoreRetry says which restore failures are tried again: transient
+// broker errors always, records found missing a few times.
+func restoreRetry() func(error) bool {
+	missing := 0
+	return func(err error) bool {
+		if kafkaio.IsTransient(err) {
+			return true
+		}
+		var gap *recovery.GapError
+		if errors.Is(err, recovery.ErrMissingRecords) || errors.As(err, &gap) {
+			missing++
+			return missing < missingRecordsAttempts
+		}
+		return false
+	}
 }
 
 // restore builds a new store from Kafka beside the live one (the latest
@@ -107,5 +131,3 @@ func (s *Service) restore(ctx context.Context, why string) error {
 	ev.Msg("state restored from Kafka")
 	return nil
 }
-
-var _ = store.ErrCorrupt
