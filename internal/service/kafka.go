@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -102,8 +103,14 @@ func (k *Kafka) waitForBrokers(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return fmt.Errorf("no Kafka broker of %s answered within %s: %w (check kafka.brokers / MVREPAIR_KAFKA_BROKERS, or raise kafka.connect_timeout)",
-				strings.Join(k.Brokers, ","), k.cfg.Kafka.ConnectTimeout, last)
+			hint := "check kafka.brokers / MVREPAIR_KAFKA_BROKERS, or raise kafka.connect_timeout"
+			if errors.Is(last, io.ErrUnexpectedEOF) || errors.Is(last, io.EOF) {
+				// The broker answered and then hung up: a listener that
+				// wants SASL (or TLS) this client does not speak.
+				hint = "the broker closed the connection: does its listener expect SASL or TLS? check kafka.sasl.mechanism and kafka.tls.enabled against the listener's security protocol"
+			}
+			return fmt.Errorf("no Kafka broker of %s answered within %s: %w (%s)",
+				strings.Join(k.Brokers, ","), k.cfg.Kafka.ConnectTimeout, last, hint)
 		case <-time.After(delay):
 		}
 		delay = min(2*delay, time.Second)
