@@ -52,7 +52,8 @@ func DecodeSnapshot(b []byte) (MVSnapshot, error) {
 	var r jsonx.Reader
 	r.Reset(b)
 	var op string
-	var mvRaw []byte
+	var mvRaw []byte // set when the MV needs the generic decoder
+	var m *mvstate.MV
 	r.Object(func(k []byte) {
 		switch string(k) {
 		case "op":
@@ -62,7 +63,14 @@ func DecodeSnapshot(b []byte) (MVSnapshot, error) {
 		case "epoch":
 			s.Epoch = r.Int()
 		case "mv":
-			mvRaw = r.Raw()
+			// One pass: the MV is read in place; only a shape the fast
+			// reader leaves alone is read again by DecodeMV.
+			at := r
+			var ok bool
+			if m, ok = mvstate.ReadMV(&r); !ok {
+				r, m = at, nil
+				mvRaw = r.Raw()
+			}
 		default:
 			r.Skip()
 		}
@@ -70,12 +78,14 @@ func DecodeSnapshot(b []byte) (MVSnapshot, error) {
 	if err := r.End(); err != nil {
 		return s, fmt.Errorf("%w: %w", ErrNotSnapshot, err)
 	}
-	if Op(op) != OpSnapshot || len(mvRaw) == 0 || s.JournalID < 0 {
+	if Op(op) != OpSnapshot || (m == nil && len(mvRaw) == 0) || s.JournalID < 0 {
 		return s, fmt.Errorf("%w: op %q, journal_id %d", ErrNotSnapshot, op, s.JournalID)
 	}
-	m, err := mvstate.DecodeMV(mvRaw)
-	if err != nil {
-		return s, fmt.Errorf("%w: mv: %w", ErrNotSnapshot, err)
+	if m == nil {
+		var err error
+		if m, err = mvstate.DecodeMV(mvRaw); err != nil {
+			return s, fmt.Errorf("%w: mv: %w", ErrNotSnapshot, err)
+		}
 	}
 	if m.DBID <= 0 || m.MVID <= 0 {
 		return s, fmt.Errorf("%w: mv.db_id and mv.mv_id must be positive", ErrNotSnapshot)

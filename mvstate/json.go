@@ -338,7 +338,7 @@ func readPartitions(r *jsonx.Reader) (PartitionMap, bool) {
 	if r.IsNull() {
 		return nil, true
 	}
-	pm := PartitionMap{}
+	pm := make(PartitionMap, r.Members())
 	ok := true
 	r.Object(func(k []byte) {
 		name := string(k)

@@ -8,6 +8,7 @@
 //	loadgen --case spread,easy    some of them
 //	loadgen --quick               a smoke run of every case in seconds
 //	loadgen --json                the report as JSON
+//	loadgen restore               a restore of 10M partition entries from a checkpoint
 //
 // It reads config.yaml (or --config) and MVREPAIR_* env vars like the
 // consumer (client, batch and writer settings); an MVREPAIR_* variable that
@@ -15,6 +16,24 @@
 // exit with status 2, a failed case with status 1 (after the report).
 package main
 
-import "github.com/mvrepair/mvrepair/internal/cli"
+import (
+	"context"
+	"fmt"
+	"os"
 
-func main() { cli.Main("loadgen", newRoot()) }
+	"github.com/mvrepair/mvrepair/internal/cli"
+	"github.com/mvrepair/mvrepair/internal/loadgen"
+)
+
+func main() {
+	// A restore child (`loadgen restore` times each restore in a process
+	// of its own) does its one job and exits.
+	if child, err := loadgen.RunRestoreChild(context.Background(), os.Stdout); child {
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen: restore child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	cli.Main("loadgen", newRoot())
+}

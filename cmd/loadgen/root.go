@@ -99,11 +99,13 @@ writer settings come from the configuration (--config, MVREPAIR_* variables), as
 	f.StringSliceVar(&opt.Brokers, "brokers", nil, "run against these brokers (host:port,...) instead of an embedded one per case")
 	f.StringSliceVar(&opt.Transports, "transport", nil, "run each case once per transport of the embedded broker: "+strings.Join(loadgen.Transports(), ", ")+" (default: plaintext)")
 	f.BoolVar(&opt.SkipLatency, "skip-latency", false, "measure throughput only")
+	f.Int64Var(&opt.CheckpointEvery, "checkpoint-every", 0, "alternate rounds with a checkpoint every N edit-log records and without, and compare them (at least 4 rounds)")
 	f.BoolVar(&fl.asJSON, "json", false, "print the report as JSON")
 	f.StringVar(&fl.jsonFile, "json-file", "", "also write the report as JSON to this file")
 	f.StringVar(&opt.CPUProfile, "cpuprofile", "", "write a CPU profile of each case's repair throughput phase to this file, with -<case> before the extension")
 	f.BoolVarP(&fl.verbose, "verbose", "v", false, "show the service's logs (at log.level) on stderr")
 	f.BoolVarP(&fl.quiet, "quiet", "q", false, "no progress lines on stderr")
+	cmd.AddCommand(newRestoreCmd())
 	return cmd
 }
 
@@ -168,7 +170,7 @@ func checkFlags(opt loadgen.Options, s loadgen.Shape) error {
 		{"events", int64(opt.Events)}, {"rounds", int64(opt.Rounds)}, {"rate", int64(opt.Rate)}, {"duration", int64(opt.Duration)},
 		{"mvs", int64(s.MVs)}, {"tables", int64(s.Tables)}, {"partitions", int64(s.Partitions)},
 		{"topic-partitions", int64(s.TopicPartitions)}, {"batch", int64(opt.Batch)}, {"batch-wait", int64(opt.BatchWait)},
-		{"tail-max-wait", int64(opt.TailMaxWait)},
+		{"tail-max-wait", int64(opt.TailMaxWait)}, {"checkpoint-every", opt.CheckpointEvery},
 	} {
 		if v.n < 0 {
 			return usageErrorf("--%s must not be negative", v.name)

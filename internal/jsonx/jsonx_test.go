@@ -137,3 +137,30 @@ func TestReader_errorsStickAndWrapErrSyntax(t *testing.T) {
 		t.Fatalf("End() = %v, b = %d; want ErrSyntax and nothing read after the error", err, b)
 	}
 }
+
+func TestReaderMembers_countsWithoutConsuming(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int
+	}{
+		{`{}`, 0},
+		{` {"a":1}`, 1},
+		{`{"a":{"x":[1,2,{"y":3}]},"b":"s\"}","c":null}`, 3},
+		{`[1,2]`, 0},
+		{`{"a":1,`, 0},
+		{`7`, 0},
+	} {
+		r := NewReader([]byte(c.in))
+		if got := r.Members(); got != c.want {
+			t.Errorf("Members(%s) = %d, want %d", c.in, got, c.want)
+		}
+		if r.Err() != nil {
+			t.Errorf("Members(%s) left an error on the reader: %v", c.in, r.Err())
+		}
+		// The reader is where it was: the whole value still reads.
+		r.Skip()
+		if c.want > 0 && r.End() != nil {
+			t.Errorf("after Members(%s) the value no longer reads: %v", c.in, r.End())
+		}
+	}
+}

@@ -135,6 +135,23 @@ func (r *Reader) Object(fn func(key []byte)) {
 	}
 }
 
+// Members returns the number of members of the object at the reader's
+// position without consuming it (0 when the next value is not a
+// well-formed object): a decoder sizes its map once instead of growing it
+// member by member.
+func (r *Reader) Members() int {
+	c := *r
+	n := 0
+	c.Object(func([]byte) {
+		n++
+		c.Skip()
+	})
+	if c.err != nil {
+		return 0
+	}
+	return n
+}
+
 // Array reads an array, calling fn for each element; fn must consume it.
 func (r *Reader) Array(fn func()) {
 	if !r.expect('[') {

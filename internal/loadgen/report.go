@@ -47,6 +47,9 @@ type CaseReport struct {
 	Ratio    float64 `json:"ratio"`
 	RatioMin float64 `json:"ratio_min"`
 	RatioMax float64 `json:"ratio_max"`
+	// Checkpoints compares the rounds with checkpoints to those without
+	// (Options.CheckpointEvery; nil when off).
+	Checkpoints *CheckpointFigures `json:"checkpoints,omitempty"`
 	// RepairBatches are the service's batches in the throughput rounds.
 	RepairBatches      BatchFigures `json:"repair_batches"`
 	RepairLatency      Latency      `json:"repair_latency"`
@@ -286,8 +289,18 @@ func (c *CaseReport) targets(opt Options) []Target {
 			Got:  fmt.Sprintf("%.2f (%.0f / %.0f bytes per commit)", b.LogBytesRatio, b.LogBytesPerCommit, b.RecordBytesPerCommit),
 			Pass: b.RecordBytes > 0 && b.LogBytesRatio <= g.MaxLogBytesRatio})
 	}
+	if cp := c.Checkpoints; cp != nil {
+		out = append(out, Target{Name: "throughput with checkpoints / without", Want: fmt.Sprintf(">= %.2f", MinCheckpointRelative),
+			Got: fmt.Sprintf("%.2f (ratio to pass-through %.2f with a checkpoint every %d records, %.2f without; %d snapshot records written)",
+				cp.Relative, cp.RatioWith, cp.Every, cp.RatioWithout, cp.SnapshotRecords),
+			Pass: c.Repair.Verified && cp.SnapshotRecords > 0 && cp.Relative >= MinCheckpointRelative})
+	}
 	return out
 }
+
+// MinCheckpointRelative is the target of the writer's throughput while
+// checkpoints are written, relative to without (docs/design.md §5.10).
+const MinCheckpointRelative = 0.9
 
 // oneLine is the case's result in a progress line.
 func (c *CaseReport) oneLine() string {

@@ -106,6 +106,13 @@ type Options struct {
 	// listener; nil runs the configuration's (plaintext on the embedded
 	// broker). Not with Brokers.
 	Transports []string
+	// CheckpointEvery, when positive, alternates the throughput rounds
+	// between checkpoints every CheckpointEvery edit-log records
+	// (checkpoint.max_records; odd rounds) and no checkpoints (even rounds),
+	// and reports the ratio of the two kinds of rounds' repair /
+	// pass-through ratios (CaseReport.Checkpoints). Rounds is raised to an
+	// even number of at least 4.
+	CheckpointEvery int64
 }
 
 func (o Options) withDefaults() Options {
@@ -118,6 +125,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Rounds <= 0 {
 		o.Rounds = rounds
+	}
+	if o.CheckpointEvery > 0 {
+		o.Rounds = max(4, o.Rounds+o.Rounds%2)
 	}
 	if o.Rate <= 0 {
 		o.Rate = rate

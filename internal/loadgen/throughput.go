@@ -17,6 +17,24 @@ type Round struct {
 	Ratio float64 `json:"ratio"`
 	// RepairFirst says which pipeline ran first (the order alternates).
 	RepairFirst bool `json:"repair_first"`
+	// Checkpoints says the repair service wrote checkpoints in this round
+	// (Options.CheckpointEvery); SnapshotRecords is how many records it
+	// wrote to the snapshot topic (MV snapshots and markers).
+	Checkpoints     bool  `json:"checkpoints,omitempty"`
+	SnapshotRecords int64 `json:"snapshot_records,omitempty"`
+}
+
+// CheckpointFigures compare the rounds with checkpoints to those without
+// (Options.CheckpointEvery).
+type CheckpointFigures struct {
+	Every int64 `json:"every_records"`
+	// RatioWith and RatioWithout are the medians of the rounds' repair /
+	// pass-through ratios; Relative is RatioWith / RatioWithout (target
+	// ≥ 0.9).
+	RatioWith       float64 `json:"ratio_with"`
+	RatioWithout    float64 `json:"ratio_without"`
+	Relative        float64 `json:"relative"`
+	SnapshotRecords int64   `json:"snapshot_records"`
 }
 
 // throughputRounds measures both pipelines over Rounds backlogs of N events
@@ -37,8 +55,14 @@ func (r *runner) throughputRounds(ctx context.Context) error {
 		rd := Round{RepairFirst: i%2 == 1}
 		var ph phase
 		repair := func() error {
-			var err error
+			before, err := r.setCheckpoints(ctx, &rd, i)
+			if err != nil {
+				return err
+			}
 			rd.Repair, ph, err = r.repairRound(ctx, i, k0, n, hwm)
+			if err == nil && rd.Checkpoints {
+				rd.SnapshotRecords, err = r.snapshotRecordsSince(ctx, before)
+			}
 			return err
 		}
 		pass := func() error {
@@ -67,6 +91,7 @@ func (r *runner) throughputRounds(ctx context.Context) error {
 		r.rep.Rounds = append(r.rep.Rounds, rd)
 		all.add(ph)
 	}
+	r.rep.Checkpoints = checkpointFigures(r.opt.CheckpointEvery, r.rep.Rounds)
 	r.rep.RepairBatches = all.figures()
 	r.rep.Repair, r.rep.PassThrough = aggregate(r.rep.Rounds, func(rd Round) Throughput { return rd.Repair }),
 		aggregate(r.rep.Rounds, func(rd Round) Throughput { return rd.PassThrough })
@@ -179,4 +204,51 @@ func median(xs []float64) float64 {
 		return (s[m-1] + s[m]) / 2
 	}
 	return s[m]
+}
+
+// setCheckpoints turns the repair service's checkpoints on for odd rounds
+// and off for even ones when Options.CheckpointEvery is set, and returns the
+// snapshot topic's size before the round.
+func (r *runner) setCheckpoints(ctx context.Context, rd *Round, i int) (int64, error) {
+	if r.opt.CheckpointEvery <= 0 {
+		return 0, nil
+	}
+	rd.Checkpoints = i%2 == 1
+	r.cfg.Checkpoint.Interval = 0
+	r.cfg.Checkpoint.MaxRecords = 0
+	if rd.Checkpoints {
+		r.cfg.Checkpoint.MaxRecords = r.opt.CheckpointEvery
+	}
+	hwm, err := r.admin.HighWatermarks(ctx, r.cfg.Kafka.Topics.Snapshots)
+	return total(hwm), err
+}
+
+// snapshotRecordsSince returns the records written to the snapshot topic
+// since it held before.
+func (r *runner) snapshotRecordsSince(ctx context.Context, before int64) (int64, error) {
+	hwm, err := r.admin.HighWatermarks(ctx, r.cfg.Kafka.Topics.Snapshots)
+	return total(hwm) - before, err
+}
+
+// checkpointFigures compares the rounds with checkpoints to those without
+// (nil when Options.CheckpointEvery is off).
+func checkpointFigures(every int64, rounds []Round) *CheckpointFigures {
+	if every <= 0 {
+		return nil
+	}
+	var with, without []float64
+	f := &CheckpointFigures{Every: every}
+	for _, rd := range rounds {
+		if rd.Checkpoints {
+			with = append(with, rd.Ratio)
+			f.SnapshotRecords += rd.SnapshotRecords
+		} else {
+			without = append(without, rd.Ratio)
+		}
+	}
+	f.RatioWith, f.RatioWithout = median(with), median(without)
+	if f.RatioWithout > 0 {
+		f.Relative = f.RatioWith / f.RatioWithout
+	}
+	return f
 }

@@ -50,7 +50,7 @@ func (s *Service) startCheckpointer(ctx context.Context, w *pipeline.Writer, gen
 		}
 		s.setCheckpointer(cw)
 		defer s.setCheckpointer(nil)
-		t := time.NewTicker(time.Second)
+		t := time.NewTicker(checkpointPoll)
 		defer t.Stop()
 		for {
 			select {
@@ -66,6 +66,11 @@ func (s *Service) startCheckpointer(ctx context.Context, w *pipeline.Writer, gen
 	}()
 	return func() { cancel(); wg.Wait() }
 }
+
+// checkpointPoll is how often the checkpointer asks whether one is due (a
+// comparison of two counters and a clock: cheap), so a checkpoint starts
+// within this long of checkpoint.max_records being reached.
+const checkpointPoll = 100 * time.Millisecond
 
 func (s *Service) setCheckpointer(cw *checkpoint.Writer) {
 	s.checkpointMu.Lock()

@@ -132,7 +132,7 @@ func (d *Dir) Build(ctx context.Context) (*Store, error) {
 }
 
 // Install makes a store started with Build the live one: it writes a
-// snapshot of it (so it opens fast), marks it complete, moves the live
+// snapshot of it unless a recent one is on disk (so it opens fast), marks it complete, moves the live
 // store aside (the returned path; "" when there was none) and renames the
 // new one into place. The new store stays open and usable; the old one, if
 // open, must be closed by the caller (its files are no longer live). A crash
@@ -142,7 +142,7 @@ func (d *Dir) Install(ctx context.Context, nw *Store) (string, error) {
 	if nw.dir != nd {
 		return "", fmt.Errorf("store: install: %s is not a store being built in %s", nw.dir, d.path)
 	}
-	if err := nw.Snapshot(ctx); err != nil {
+	if err := nw.snapshotIfStale(ctx); err != nil {
 		return "", err
 	}
 	if err := writeMarker(filepath.Join(nd, completeName)); err != nil {

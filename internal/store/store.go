@@ -388,6 +388,21 @@ func (s *Store) Snapshot(ctx context.Context) error {
 	return s.snapshot(ctx)
 }
 
+// snapshotIfStale writes a snapshot unless one is already on disk and the
+// log written since it is smaller than it: opening then replays less than
+// a snapshot's worth of log, and a restore that loaded a checkpoint (Load
+// wrote its snapshot) and applied a short tail does not write its whole
+// state twice.
+func (s *Store) snapshotIfStale(ctx context.Context) error {
+	s.mu.Lock()
+	fresh := s.snapshotSize > 0 && s.sinceSnapshot < s.snapshotSize
+	s.mu.Unlock()
+	if fresh {
+		return nil
+	}
+	return s.Snapshot(ctx)
+}
+
 // snapshot writes one snapshot (one at a time: callers set snapshotting).
 func (s *Store) snapshot(ctx context.Context) error {
 	// Cut the log and open a consistent view of the state at the same

@@ -394,6 +394,61 @@ func TestStore_buildBesideAndInstallSwapsOnlyWhenComplete(t *testing.T) {
 	}
 }
 
+func TestDir_installSnapshotsABuiltStoreOnce(t *testing.T) {
+	ctx := context.Background()
+	t.Run("log only: a snapshot is written", func(t *testing.T) {
+		d, _ := openDir(t, t.TempDir(), store.Options{})
+		nw, err := d.Build(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		commitN(t, nw, 1, 4)
+		if _, err := d.Install(ctx, nw); err != nil {
+			t.Fatal(err)
+		}
+		defer closeAll(t, d, nw)
+		if nw.SnapshotBytes() == 0 || nw.LogSize() != 0 {
+			t.Fatalf("installed with %d snapshot bytes written, %d log bytes since", nw.SnapshotBytes(), nw.LogSize())
+		}
+	})
+	t.Run("loaded checkpoint and a short tail: not written again", func(t *testing.T) {
+		dir := t.TempDir()
+		d, _ := openDir(t, dir, store.Options{})
+		sd, src := openDir(t, t.TempDir(), store.Options{})
+		defer closeAll(t, sd, src)
+		commitN(t, src, 1, 2)
+		nw, err := d.Build(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := src.State()
+		err = nw.Load(ctx, st.JournalID(), st.Epoch(), nil, func(add func(*mvstate.MV, int64)) error {
+			for _, k := range st.Keys() {
+				add(st.Get(k), st.JournalID())
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		loaded := nw.SnapshotBytes()
+		commitN(t, nw, 3, 3) // the tail: less log than the snapshot
+		if _, err := d.Install(ctx, nw); err != nil {
+			t.Fatal(err)
+		}
+		want := exportOf(t, nw.State())
+		if loaded == 0 || nw.SnapshotBytes() != loaded {
+			t.Fatalf("Load wrote %d snapshot bytes, after Install %d (want no second snapshot)", loaded, nw.SnapshotBytes())
+		}
+		closeAll(t, d, nw)
+		d, s := openDir(t, dir, store.Options{})
+		defer closeAll(t, d, s)
+		if exportOf(t, s.State()) != want {
+			t.Fatal("the installed store does not reopen to its state (snapshot + tail)")
+		}
+	})
+}
+
 func TestLockDir_finishesASwapACrashInterrupted(t *testing.T) {
 	dir := t.TempDir()
 	d, _ := openDir(t, dir, store.Options{})

@@ -1,0 +1,103 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/mvrepair/mvrepair/internal/config"
+)
+
+// TestMain lets this test binary be the child of Restore (it re-executes
+// its own executable).
+func TestMain(m *testing.M) {
+	if child, err := RunRestoreChild(context.Background(), os.Stdout); child {
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func TestRestore_timesARestoreFromTheCheckpointInAChild(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a broker and two child processes")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var progress bytes.Buffer
+	rep, err := Restore(ctx, RestoreOptions{MVs: 30, Partitions: 20, HistoryX: 2, SnapshotRounds: 2, Tail: 45, Runs: 2,
+		Config: config.Default(), Progress: &progress})
+	if err != nil {
+		t.Fatalf("Restore: %v\n%s", err, progress.String())
+	}
+	if rep.Entries != 600 || rep.HistoryRecords == 0 || rep.HistoryBytes < 2*rep.SnapshotBytes || len(rep.Runs) != 2 {
+		t.Fatalf("report %+v: want 600 entries, a history of at least twice the snapshots' %d bytes, 2 runs", rep, rep.SnapshotBytes)
+	}
+	for i, r := range rep.Runs {
+		// The child checked the state it restored (MVs, entries, tail);
+		// here: it started from the checkpoint and measured itself.
+		if !r.FromCheckpoint || r.TailApplied != 45 || r.Entries != 600 || r.MVs != 30 {
+			t.Errorf("run %d: %+v, want a restore from the checkpoint applying the 45 tail records", i+1, r)
+		}
+		if r.Seconds <= 0 || r.PeakRSSBytes < r.RSSBytes || r.RSSBytes <= 0 || r.HeapBytes <= 0 {
+			t.Errorf("run %d: measurements %+v", i+1, r)
+		}
+	}
+}
+
+func TestRestore_refusesAnEmptyShape(t *testing.T) {
+	for _, o := range []RestoreOptions{{MVs: 0, Partitions: 1}, {MVs: 1, Partitions: 0}, {MVs: 1, Partitions: 1, HistoryX: -1}} {
+		if _, err := Restore(t.Context(), o); err == nil {
+			t.Errorf("Restore(%+v) accepted", o)
+		}
+	}
+}
+
+func TestRun_checkpointEvery_alternatesRoundsAndComparesThem(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a broker and the service")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := Case{Name: "tiny", Title: "tiny", MVs: 8, Tables: 4, Partitions: 3, TopicPartitions: 2}
+	var progress bytes.Buffer
+	// Small batches (each folds into at most 8 records) so that a round
+	// has many and lasts past the checkpointer's poll.
+	rep, err := Run(ctx, Options{Cases: []Case{c}, Events: 4000, Batch: 20, Rounds: 1, SkipLatency: true, CheckpointEvery: 20,
+		Progress: &progress})
+	if err != nil {
+		t.Fatalf("Run: %v\n%s", err, progress.String())
+	}
+	cr := rep.Cases[0]
+	if len(cr.Rounds) != 4 {
+		t.Fatalf("%d rounds, want 4 (at least 4, even, with --checkpoint-every)", len(cr.Rounds))
+	}
+	for i, rd := range cr.Rounds {
+		if rd.Checkpoints != (i%2 == 0) {
+			t.Errorf("round %d: checkpoints=%v", i+1, rd.Checkpoints)
+		}
+		if rd.Checkpoints && rd.SnapshotRecords == 0 {
+			t.Errorf("round %d wrote no snapshot records with a checkpoint every 20 records", i+1)
+		}
+		if !rd.Repair.Verified {
+			t.Errorf("round %d: %s", i+1, rd.Repair.VerifyError)
+		}
+	}
+	cp := cr.Checkpoints
+	if cp == nil || cp.Every != 20 || cp.RatioWith <= 0 || cp.RatioWithout <= 0 || cp.Relative != cp.RatioWith/cp.RatioWithout {
+		t.Fatalf("checkpoint figures %+v", cp)
+	}
+	found := false
+	for _, tg := range cr.Targets {
+		found = found || tg.Name == "throughput with checkpoints / without"
+	}
+	if !found {
+		t.Errorf("no checkpoint target in %+v", cr.Targets)
+	}
+}
