@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -24,7 +25,9 @@ func newRestoreCmd() *cobra.Command {
 		Long: `Write a state of M MVs x P partition entries to the snapshot topic of a broker as one
 checkpoint (with --snapshot-rounds older, superseded rounds before it, as a snapshot topic
 holds them before compaction), an edit log holding X times the snapshots' bytes of
-mv_version_repaired records before the checkpoint and N records after it; then, R times,
+mv_version_repaired records before the checkpoint and N records after it (with X > 0 the
+same state is also written without a history, and the runs alternate between the two so
+that their times compare in one run); then, R times,
 restore it as ` + "`consumer rebuild --from-edit-log`" + ` does (a new durable store, recovery from
 the checkpoint plus the tail, installed) in a child process of its own, which reports the
 time, its peak RSS (VmHWM) and its RSS afterwards with the store open and the heap
@@ -54,9 +57,11 @@ in this process (outside the child's memory) unless --brokers is given.`,
 			fmt.Fprintf(cmd.OutOrStdout(), "restore of %d entries (%d MVs x %d partitions; %d MB of snapshots x %d rounds; history %d records, %d MB; tail %d): median %.2f s over %d runs\n",
 				rep.Entries, rep.MVs, rep.Partitions, rep.SnapshotBytes>>20, rep.SnapshotRounds, rep.HistoryRecords, rep.HistoryBytes>>20, rep.Tail,
 				rep.MedianSeconds, len(rep.Runs))
-			for i, r := range rep.Runs {
-				fmt.Fprintf(cmd.OutOrStdout(), "  run %d: %.2f s, %.0f entries/s, peak RSS %d MiB, RSS after %d MiB (%.0f bytes/entry), heap %d MiB\n",
-					i+1, r.Seconds, r.EntriesPerSec, r.PeakRSSBytes>>20, r.RSSBytes>>20, r.BytesPerEntry, r.HeapBytes>>20)
+			printRuns(cmd.OutOrStdout(), "run", rep.Runs)
+			if rep.HistoryRatio > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "the same state without a history, alternating: median %.2f s; with / without: %.2f (target <= 1.2)\n",
+					rep.NoHistoryMedianSeconds, rep.HistoryRatio)
+				printRuns(cmd.OutOrStdout(), "no-history run", rep.NoHistoryRuns)
 			}
 			return nil
 		},
@@ -73,4 +78,11 @@ in this process (outside the child's memory) unless --brokers is given.`,
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	f.StringVar(&opt.CPUProfile, "cpuprofile", "", "write a CPU profile of each run's restore to this file, with -<run> before the extension")
 	return cmd
+}
+
+func printRuns(w io.Writer, name string, runs []loadgen.RestoreRun) {
+	for i, r := range runs {
+		fmt.Fprintf(w, "  %s %d: %.2f s, %.0f entries/s, peak RSS %d MiB, RSS after %d MiB (%.0f bytes/entry), heap %d MiB\n",
+			name, i+1, r.Seconds, r.EntriesPerSec, r.PeakRSSBytes>>20, r.RSSBytes>>20, r.BytesPerEntry, r.HeapBytes>>20)
+	}
 }

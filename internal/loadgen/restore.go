@@ -89,9 +89,15 @@ type RestoreReport struct {
 	HistoryRecords int64        `json:"history_records"`
 	SnapshotRounds int          `json:"snapshot_rounds"`
 	Tail           int          `json:"tail"`
+	HistoryX       float64      `json:"history_x"`
 	Runs           []RestoreRun `json:"runs"`
 	// Median of the runs' seconds.
 	MedianSeconds float64 `json:"median_seconds"`
+	// With a history: the runs of the same state without one (alternating
+	// with Runs), their median, and MedianSeconds over it (target ≤ 1.2).
+	NoHistoryRuns          []RestoreRun `json:"no_history_runs,omitempty"`
+	NoHistoryMedianSeconds float64      `json:"no_history_median_seconds,omitempty"`
+	HistoryRatio           float64      `json:"history_ratio,omitempty"`
 }
 
 // restoreChildEnv marks the child process and carries its job as JSON.
@@ -110,6 +116,9 @@ type restoreJob struct {
 }
 
 // Restore measures restores of a generated state (see RestoreOptions).
+// With a history (HistoryX > 0) the same state is also written without
+// one, on topics of its own on the same broker, and the runs alternate
+// between the two: RestoreReport.HistoryRatio compares them in one run.
 func Restore(ctx context.Context, opt RestoreOptions) (*RestoreReport, error) {
 	if opt.MVs <= 0 || opt.Partitions <= 0 || opt.HistoryX < 0 || opt.Tail < 0 {
 		return nil, fmt.Errorf("%w: --mvs and --partitions must be positive, --history-x and --tail not negative", ErrOptions)
@@ -133,45 +142,88 @@ func Restore(ctx context.Context, opt RestoreOptions) (*RestoreReport, error) {
 		cfg.Kafka.ReplicationFactor = 1
 	}
 	cfg.Kafka.Brokers = strings.Join(brokers, ",")
-	id := "loadgen-" + runID()
-	cfg.Kafka.Topics = config.Topics{Input: id + "-input", Catalog: id + "-catalog", EditLog: id + "-edit-log",
-		DLQ: id + "-dlq", Snapshots: id + "-snapshots"}
 	cfg.State.Dir = tmp
-	k, err := service.OpenKafka(ctx, &cfg, zerolog.Nop())
+	rep := &RestoreReport{MVs: opt.MVs, Partitions: opt.Partitions, Entries: int64(opt.MVs) * int64(opt.Partitions),
+		SnapshotRounds: opt.SnapshotRounds, Tail: opt.Tail, HistoryX: opt.HistoryX}
+	withHist, err := writeRestoreTopics(ctx, cfg, opt, rep)
 	if err != nil {
 		return nil, err
 	}
-	rep := &RestoreReport{MVs: opt.MVs, Partitions: opt.Partitions, Entries: int64(opt.MVs) * int64(opt.Partitions),
-		SnapshotRounds: opt.SnapshotRounds, Tail: opt.Tail}
+	var baseline config.Topics
+	if opt.HistoryX > 0 {
+		noHist := opt
+		noHist.HistoryX = 0
+		if baseline, err = writeRestoreTopics(ctx, cfg, noHist, &RestoreReport{}); err != nil {
+			return nil, err
+		}
+	}
+	job := restoreJob{Brokers: cfg.Kafka.Brokers, Entries: rep.Entries, MVs: opt.MVs, TailWant: opt.Tail, ClientCfg: cfg.Kafka}
+	for i := 1; i <= opt.Runs; i++ {
+		// The baseline first in odd runs, second in even ones.
+		order := []bool{false, true}
+		if i%2 == 0 {
+			order = []bool{true, false}
+		}
+		for _, base := range order {
+			if base && opt.HistoryX == 0 {
+				continue
+			}
+			job.Topics, job.StateDir, job.Profile = withHist, fmt.Sprintf("%s/state-%d", tmp, i), ""
+			name := "run"
+			if base {
+				job.Topics, job.StateDir, name = baseline, job.StateDir+"-base", "no-history run"
+			} else if opt.CPUProfile != "" {
+				job.Profile = profilePath(opt.CPUProfile, strconv.Itoa(i))
+			}
+			run, err := runRestoreChild(ctx, job)
+			if err != nil {
+				return rep, fmt.Errorf("%s %d: %w", name, i, err)
+			}
+			_ = os.RemoveAll(job.StateDir)
+			progressf(opt.Progress, "restore: %s %d: %.2f s (%.0f entries/s), peak RSS %d MB, RSS after %d MB (%.0f bytes/entry)",
+				name, i, run.Seconds, run.EntriesPerSec, run.PeakRSSBytes>>20, run.RSSBytes>>20, run.BytesPerEntry)
+			if base {
+				rep.NoHistoryRuns = append(rep.NoHistoryRuns, *run)
+			} else {
+				rep.Runs = append(rep.Runs, *run)
+			}
+		}
+	}
+	rep.MedianSeconds = medianSeconds(rep.Runs)
+	if len(rep.NoHistoryRuns) > 0 {
+		rep.NoHistoryMedianSeconds = medianSeconds(rep.NoHistoryRuns)
+		rep.HistoryRatio = rep.MedianSeconds / rep.NoHistoryMedianSeconds
+	}
+	return rep, nil
+}
+
+func medianSeconds(runs []RestoreRun) float64 {
+	var secs []float64
+	for _, r := range runs {
+		secs = append(secs, r.Seconds)
+	}
+	return median(secs)
+}
+
+// writeRestoreTopics creates topics of their own and writes the generated
+// state, history and tail to them.
+func writeRestoreTopics(ctx context.Context, cfg config.Config, opt RestoreOptions, rep *RestoreReport) (config.Topics, error) {
+	id := "loadgen-" + runID()
+	cfg.Kafka.Topics = config.Topics{Input: id + "-input", Catalog: id + "-catalog", EditLog: id + "-edit-log",
+		DLQ: id + "-dlq", Snapshots: id + "-snapshots"}
+	k, err := service.OpenKafka(ctx, &cfg, zerolog.Nop())
+	if err != nil {
+		return cfg.Kafka.Topics, err
+	}
 	start := time.Now()
 	err = generateRestoreState(ctx, k.Producer, cfg.Kafka.Topics, opt, rep)
 	k.Close()
 	if err != nil {
-		return nil, fmt.Errorf("generate: %w", err)
+		return cfg.Kafka.Topics, fmt.Errorf("generate: %w", err)
 	}
 	progressf(opt.Progress, "restore: wrote %d MVs x %d partitions (%d MB of snapshots x %d rounds), %d history records (%d MB), %d tail records in %s",
 		opt.MVs, opt.Partitions, rep.SnapshotBytes>>20, opt.SnapshotRounds, rep.HistoryRecords, rep.HistoryBytes>>20, opt.Tail, since(start))
-	job := restoreJob{Brokers: cfg.Kafka.Brokers, Topics: cfg.Kafka.Topics, Entries: rep.Entries, MVs: opt.MVs,
-		TailWant: opt.Tail, ClientCfg: cfg.Kafka}
-	var secs []float64
-	for i := 1; i <= opt.Runs; i++ {
-		job.StateDir = fmt.Sprintf("%s/state-%d", tmp, i)
-		if opt.CPUProfile != "" {
-			job.Profile = profilePath(opt.CPUProfile, strconv.Itoa(i))
-		}
-		run, err := runRestoreChild(ctx, job)
-		if err != nil {
-			return rep, fmt.Errorf("run %d: %w", i, err)
-		}
-		_ = os.RemoveAll(job.StateDir)
-		progressf(opt.Progress, "restore: run %d: %.2f s (%.0f entries/s), peak RSS %d MB, RSS after %d MB (%.0f bytes/entry)",
-			i, run.Seconds, run.EntriesPerSec, run.PeakRSSBytes>>20, run.RSSBytes>>20, run.BytesPerEntry)
-		rep.Runs = append(rep.Runs, *run)
-		secs = append(secs, run.Seconds)
-	}
-	slices.Sort(secs)
-	rep.MedianSeconds = secs[len(secs)/2]
-	return rep, nil
+	return cfg.Kafka.Topics, nil
 }
 
 // restoreMV returns MV i of the generated state: one base table of its

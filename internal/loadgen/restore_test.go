@@ -39,7 +39,11 @@ func TestRestore_timesARestoreFromTheCheckpointInAChild(t *testing.T) {
 	if rep.Entries != 600 || rep.HistoryRecords == 0 || rep.HistoryBytes < 2*rep.SnapshotBytes || len(rep.Runs) != 2 {
 		t.Fatalf("report %+v: want 600 entries, a history of at least twice the snapshots' %d bytes, 2 runs", rep, rep.SnapshotBytes)
 	}
-	for i, r := range rep.Runs {
+	if len(rep.NoHistoryRuns) != 2 || rep.HistoryRatio != rep.MedianSeconds/rep.NoHistoryMedianSeconds {
+		t.Fatalf("no-history baseline: %d runs, ratio %v (medians %v / %v)", len(rep.NoHistoryRuns), rep.HistoryRatio,
+			rep.MedianSeconds, rep.NoHistoryMedianSeconds)
+	}
+	for i, r := range append(rep.Runs, rep.NoHistoryRuns...) {
 		// The child checked the state it restored (MVs, entries, tail);
 		// here: it started from the checkpoint and measured itself.
 		if !r.FromCheckpoint || r.TailApplied != 45 || r.Entries != 600 || r.MVs != 30 {
