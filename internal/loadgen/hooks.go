@@ -5,23 +5,18 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/mvrepair/mvrepair/editlog"
 	"github.com/mvrepair/mvrepair/internal/pipeline"
 )
 
 // recorder is the pipeline hook of a service under test: it keeps one
 // entry per committed writer batch and counts publishes, offset commits and
 // retries. The hooks run on the writer's goroutines, so they only append
-// and count; the records' encoded sizes are computed by a goroutine of
-// the recorder's own (sizer), off the writer's path.
+// and count (the records' encoded bytes come with the report: the writer
+// encoded them once).
 type recorder struct {
 	notify chan struct{} // a batch was recorded (capacity 1)
-	sizeq  chan sizeJob
-	sizing atomic.Int64 // jobs queued or being sized
-	done   chan struct{}
 
 	mu      sync.Mutex
 	batches []batchStat
@@ -50,16 +45,11 @@ type batchStat struct {
 	took        time.Duration
 	logBytes    int64
 	records     int
-	recordBytes int64 // set by the sizer
+	recordBytes int64
 	repaired    int64
 	skips       int64
 	dlq         int64
 	duplicates  int64
-}
-
-type sizeJob struct {
-	i    int
-	recs []*editlog.Record
 }
 
 var (
@@ -70,15 +60,7 @@ var (
 )
 
 func newRecorder() *recorder {
-	h := &recorder{notify: make(chan struct{}, 1), sizeq: make(chan sizeJob, 1<<14), done: make(chan struct{})}
-	go h.sizer()
-	return h
-}
-
-// close stops the sizer (after the hooks can no longer be called).
-func (h *recorder) close() {
-	close(h.sizeq)
-	<-h.done
+	return &recorder{notify: make(chan struct{}, 1)}
 }
 
 // OnBatch records a writer batch (follower and dry-run reports are not the
@@ -88,7 +70,7 @@ func (h *recorder) OnBatch(r *pipeline.Report) {
 		return
 	}
 	b := batchStat{at: time.Now(), size: r.Size, took: r.Took, logBytes: r.Bytes, records: len(r.Records),
-		dlq: int64(len(r.DeadLetters))}
+		recordBytes: r.RecordBytes, dlq: int64(len(r.DeadLetters))}
 	for i := range r.Events {
 		e := &r.Events[i]
 		b.repaired += int64(e.Repaired)
@@ -101,42 +83,12 @@ func (h *recorder) OnBatch(r *pipeline.Report) {
 	if len(h.batches) == 0 {
 		h.cpuFirst = processCPU()
 	}
-	i := len(h.batches)
 	h.batches = append(h.batches, b)
 	h.events += int64(r.Size)
 	h.mu.Unlock()
-	if len(r.Records) > 0 {
-		h.sizing.Add(1)
-		h.sizeq <- sizeJob{i: i, recs: r.Records}
-	}
 	select {
 	case h.notify <- struct{}{}:
 	default:
-	}
-}
-
-// sizer encodes the records of each batch again (editlog.AppendRecord: the
-// bytes the writer journals and publishes) to learn their size.
-func (h *recorder) sizer() {
-	defer close(h.done)
-	var buf []byte
-	for job := range h.sizeq {
-		var n int64
-		for _, rec := range job.recs {
-			buf = editlog.AppendRecord(buf[:0], rec)
-			n += int64(len(buf))
-		}
-		h.mu.Lock()
-		h.batches[job.i].recordBytes = n
-		h.mu.Unlock()
-		h.sizing.Add(-1)
-	}
-}
-
-// settle waits until the sizer has sized every batch recorded so far.
-func (h *recorder) settle() {
-	for h.sizing.Load() > 0 {
-		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -226,9 +178,8 @@ type phase struct {
 	counters
 }
 
-// between returns the phase between two marks (the sizer settled first).
+// between returns the phase between two marks.
 func (h *recorder) between(from, to mark) phase {
-	h.settle()
 	h.mu.Lock()
 	bs := slices.Clone(h.batches[from.batch:to.batch])
 	h.mu.Unlock()

@@ -209,14 +209,13 @@ func TestTargets_followTheCasesGoals(t *testing.T) {
 
 func TestRecorder_figuresFromReports(t *testing.T) {
 	h := newRecorder()
-	defer h.close()
 	rec := &editlog.Record{JournalID: 7, Epoch: 1, Op: editlog.OpVersionRepaired, At: 1}
 	size := int64(len(editlog.AppendRecord(nil, rec)))
 	h.OnBatch(&pipeline.Report{Role: pipeline.RoleFollower, Size: 99}) // not the writer: ignored
 	m0 := h.mark()
 	for i := 0; i < 4; i++ {
 		h.OnBatch(&pipeline.Report{Role: pipeline.RoleWriter, Size: 1000, Took: time.Duration(i+1) * time.Millisecond,
-			Bytes: 3 * size, Records: []*editlog.Record{rec, rec},
+			Bytes: 3 * size, RecordBytes: 2 * size, Records: []*editlog.Record{rec, rec},
 			Events: []pipeline.EventResult{{Outcome: pipeline.OutcomeApplied, Repaired: 2}}})
 		h.OnPublish(2, 2, time.Millisecond)
 		h.OnOffsetCommit()

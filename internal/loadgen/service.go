@@ -22,7 +22,6 @@ func (r *runner) openService(ctx context.Context) (*svcRun, error) {
 	rec := newRecorder()
 	svc, err := service.Open(ctx, r.cfg, r.log, service.Options{Hooks: pipeline.Hooks{rec}})
 	if err != nil {
-		rec.close()
 		return nil, err
 	}
 	return &svcRun{svc: svc, rec: rec, done: make(chan error, 1)}, nil
@@ -46,7 +45,6 @@ func (s *svcRun) stop(timeout time.Duration) error {
 		}
 	}
 	s.svc.Close()
-	s.rec.close()
 	return err
 }
 

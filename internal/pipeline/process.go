@@ -112,6 +112,9 @@ func (p *Processor) Process(ctx context.Context, msgs []kafkaio.Message, epoch i
 	b.settle(res)
 	rep := b.rep
 	rep.Records = res.Records
+	for _, e := range encoded {
+		rep.RecordBytes += int64(len(e))
+	}
 	offsets := nextOffsets(msgs)
 	if p.DryRun {
 		rep.Took = time.Since(start)

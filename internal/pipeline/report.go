@@ -71,6 +71,9 @@ type Report struct {
 	Counts editlog.Counts
 	// Bytes is the size of the local log entry the commit wrote.
 	Bytes int64
+	// RecordBytes is the size of the edit-log record values the batch
+	// journals (as encoded once by the writer; 0 for a follower).
+	RecordBytes int64
 	// PartitionMoves are tables whose events arrived on another input
 	// partition than before: their producers do not partition by the Java
 	// default partitioner (murmur2 of the key), and per-table order is lost.

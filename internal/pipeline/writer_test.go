@@ -113,6 +113,24 @@ func TestProcessor_appliesTheCatalogOfABatchBeforeItsEvents(t *testing.T) {
 	}
 }
 
+func TestProcessor_reportsTheBytesOfTheRecordsItJournals(t *testing.T) {
+	st := store.NewMemory()
+	p := &Processor{Store: st, Topics: topics}
+	out, err := p.Process(context.Background(), []kafkaio.Message{upsert(t, 0, ordersMV(2)), compaction(t, 0, 0, 2, 5, 6)}, 1, Extra{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want int64
+	for _, o := range out.Outbox {
+		if m := toKafka(o); m.Topic == topics.EditLog {
+			want += int64(len(m.Value))
+		}
+	}
+	if want == 0 || out.Report.RecordBytes != want {
+		t.Fatalf("Report.RecordBytes = %d, want %d (the edit-log values in the outbox)", out.Report.RecordBytes, want)
+	}
+}
+
 func TestProcessor_deadLetterCopiesKeepHeadersAndEmptyValues(t *testing.T) {
 	st := store.NewMemory()
 	p := &Processor{Store: st, Topics: topics, Limits: Limits{EditLog: 1 << 20, DLQ: 1 << 20}}
