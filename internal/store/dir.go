@@ -142,6 +142,10 @@ func (d *Dir) Install(ctx context.Context, nw *Store) (string, error) {
 	if nw.dir != nd {
 		return "", fmt.Errorf("store: install: %s is not a store being built in %s", nw.dir, d.path)
 	}
+	// No background snapshot may run while the directory moves (it would
+	// write into the old path).
+	release := nw.holdSnapshots()
+	defer release()
 	if err := nw.snapshotIfStale(ctx); err != nil {
 		return "", err
 	}

@@ -388,11 +388,30 @@ func (s *Store) Snapshot(ctx context.Context) error {
 	return s.snapshot(ctx)
 }
 
+// holdSnapshots waits for a background snapshot in progress and keeps new
+// ones from starting until release is called: Install moves the directory
+// they write to.
+func (s *Store) holdSnapshots() (release func()) {
+	s.mu.Lock()
+	for s.snapshotting {
+		s.mu.Unlock()
+		s.snapWG.Wait()
+		s.mu.Lock()
+	}
+	s.snapshotting = true
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		s.snapshotting = false
+		s.mu.Unlock()
+	}
+}
+
 // snapshotIfStale writes a snapshot unless one is already on disk and the
 // log written since it is smaller than it: opening then replays less than
 // a snapshot's worth of log, and a restore that loaded a checkpoint (Load
 // wrote its snapshot) and applied a short tail does not write its whole
-// state twice.
+// state twice. The caller holds snapshots (holdSnapshots).
 func (s *Store) snapshotIfStale(ctx context.Context) error {
 	s.mu.Lock()
 	fresh := s.snapshotSize > 0 && s.sinceSnapshot < s.snapshotSize
@@ -400,7 +419,7 @@ func (s *Store) snapshotIfStale(ctx context.Context) error {
 	if fresh {
 		return nil
 	}
-	return s.Snapshot(ctx)
+	return s.snapshot(ctx)
 }
 
 // snapshot writes one snapshot (one at a time: callers set snapshotting).

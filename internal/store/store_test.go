@@ -449,6 +449,58 @@ func TestDir_installSnapshotsABuiltStoreOnce(t *testing.T) {
 	})
 }
 
+func TestDir_installWaitsForBackgroundSnapshots(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	// A snapshot after every commit: one is running in the background when
+	// Install moves the directory (a race -race reports, and a snapshot
+	// written into the old path).
+	opt := store.Options{SnapshotEvery: 1}
+	d, _ := openDir(t, dir, opt)
+	nw, err := d.Build(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One large MV (its snapshot takes a while), committed last: its
+	// background snapshot is running when Install starts.
+	commitN(t, nw, 1, 30)
+	upsert := func(id int64, parts int) {
+		m := sampleMV(1, id, 0)
+		for i := range parts {
+			m.VersionMap[20001][fmt.Sprintf("p%06d", i)] = mvstate.NewBasePartitionInfo(int64(i+1), 5, 1000)
+		}
+		if _, err := nw.Commit(ctx, store.Batch{Mode: editlog.Strict, PublishTo: "edit-log", Records: []*editlog.Record{{
+			JournalID: nw.State().JournalID() + 1, Epoch: 1, Op: editlog.OpUpserted, At: 1,
+			MV: editlog.MVRef{DBID: 1, MVID: id, MVName: m.MVName}, Definition: m}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	upsert(99, 100_000)
+	// Small commits until one starts the background snapshot of the large
+	// state (the log is cut when it starts).
+	for id := int64(100); nw.LogSize() > 1<<20; id++ {
+		if id > 10_000 {
+			t.Fatal("no background snapshot started")
+		}
+		upsert(id, 1)
+	}
+	if _, err := d.Install(ctx, nw); err != nil {
+		t.Fatal(err)
+	}
+	want := exportOf(t, nw.State())
+	upsert(98, 10) // background snapshots go on in the new place
+	want33 := exportOf(t, nw.State())
+	closeAll(t, d, nw)
+	if _, err := os.Stat(filepath.Join(dir, "store.new")); !os.IsNotExist(err) {
+		t.Fatalf("store.new exists after Install (%v): a snapshot was written into the old path", err)
+	}
+	d, s := openDir(t, dir, opt)
+	defer closeAll(t, d, s)
+	if got := exportOf(t, s.State()); got != want33 || want == want33 {
+		t.Fatal("the installed store does not reopen to its state")
+	}
+}
+
 func TestLockDir_finishesASwapACrashInterrupted(t *testing.T) {
 	dir := t.TempDir()
 	d, _ := openDir(t, dir, store.Options{})
