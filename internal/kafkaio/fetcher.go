@@ -64,6 +64,11 @@ type FetcherConfig struct {
 	ResetBelowLogStart bool
 	// Security configures TLS and SASL. The zero value is plaintext.
 	Security Security
+	// Decode, when set, is called for each record on its partition's fetch
+	// goroutine, and its result is the message's Decoded: the consumer's
+	// decoding then runs beside its processing instead of before it. It
+	// must be safe for concurrent use and must not keep value.
+	Decode func(topic string, value []byte) any
 	// Logger receives the fetcher's logs: Warn once when fetching starts
 	// failing (and Info when it recovers), Debug for the rest. The zero
 	// value discards them.

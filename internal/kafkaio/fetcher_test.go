@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -355,4 +356,32 @@ func TestFetcher_brokerRestart_isRetriedAndLoggedOnce(t *testing.T) {
 		t.Errorf("%d warnings for one outage, want 1:\n%s", n, s)
 	}
 	t.Logf("logs:\n%s", s)
+}
+
+func TestFetcher_decode_runsOnTheFetchGoroutineAndTravelsWithTheMessage(t *testing.T) {
+	addr := startBroker(t, "decode:2")
+	ctx := testCtx(t, 20*time.Second)
+	fillPartitions(t, ctx, addr, "decode", 2, 20)
+	var calls atomic.Int64
+	cfg := FetcherConfig{Brokers: []string{addr}, Decode: func(topic string, value []byte) any {
+		calls.Add(1)
+		return topic + ":" + string(value) // a copy: Decode must not keep value
+	}}
+	f, err := NewFetcher(ctx, cfg, map[string][]Assignment{"decode": {{Partition: 0, Offset: OffsetFirst}, {Partition: 1, Offset: OffsetFirst}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for range 20 {
+		m, err := f.Fetch(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := m.Decoded, "decode:"+string(m.Value); got != want {
+			t.Fatalf("offset %d of partition %d: Decoded %v, want %q", m.Offset, m.Partition, got, want)
+		}
+	}
+	if calls.Load() < 20 {
+		t.Errorf("Decode called %d times for 20 records", calls.Load())
+	}
 }

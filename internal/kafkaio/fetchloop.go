@@ -532,6 +532,9 @@ func (p *partitionFetch) record(r *protocol.Record) error {
 		return fmt.Errorf("read value at offset %d: %w", r.Offset, err)
 	}
 	msg := Message{Topic: p.topic, Partition: p.partition, Offset: r.Offset, Key: key, Value: value, Time: r.Time, Received: time.Now()}
+	if p.f.cfg.Decode != nil {
+		msg.Decoded = p.f.cfg.Decode(p.topic, value)
+	}
 	if len(r.Headers) > 0 {
 		msg.Headers = make([]Header, len(r.Headers))
 		for i, h := range r.Headers {

@@ -34,6 +34,10 @@ type Message struct {
 	// Received is when the fetcher queued the message (zero for messages
 	// not from a fetcher): batches measure their wait from it.
 	Received time.Time
+	// Decoded is what FetcherConfig.Decode made of the value on the fetch
+	// goroutine (nil without a Decode, and for messages not from a
+	// fetcher).
+	Decoded any
 }
 
 // Header is one record header.

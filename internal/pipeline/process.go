@@ -210,7 +210,7 @@ func (b *batch) decode() {
 			b.addResult(i, EventResult{Source: sourceOf(m), Outcome: OutcomeDuplicate})
 			continue
 		}
-		ev, err := events.Decode(m.Value)
+		ev, err := decodeMessage(m)
 		if err != nil {
 			var de *events.DecodeError
 			if !errors.As(err, &de) {
@@ -331,6 +331,30 @@ func (p *Processor) DeadLetterAll(ctx context.Context, msgs []kafkaio.Message, r
 	}
 	rep.Bytes = cres.Bytes
 	return &Committed{Report: rep, Outbox: cres.Outbox, Offsets: offsets}, nil
+}
+
+// decoded is an input record's value decoded on its fetch goroutine
+// (Predecode).
+type decoded struct {
+	ev  events.Event
+	err error
+}
+
+// Predecode is the fetchers' kafkaio.FetcherConfig.Decode for the writer's
+// input and catalog topics: events are decoded as they arrive, beside the
+// writer's work on the previous batch, not at the start of their own
+// batch (decoding is pure: the result is the same).
+func Predecode(_ string, value []byte) any {
+	ev, err := events.Decode(value)
+	return &decoded{ev: ev, err: err}
+}
+
+// decodeMessage returns m's event, decoded by Predecode or now.
+func decodeMessage(m kafkaio.Message) (events.Event, error) {
+	if d, ok := m.Decoded.(*decoded); ok {
+		return d.ev, d.err
+	}
+	return events.Decode(m.Value)
 }
 
 // notePartition remembers that the events of ev's table arrive on

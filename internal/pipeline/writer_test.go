@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -128,6 +129,45 @@ func TestProcessor_reportsTheBytesOfTheRecordsItJournals(t *testing.T) {
 	}
 	if want == 0 || out.Report.RecordBytes != want {
 		t.Fatalf("Report.RecordBytes = %d, want %d (the edit-log values in the outbox)", out.Report.RecordBytes, want)
+	}
+}
+
+func TestProcessor_predecodedMessagesGiveTheSameBatch(t *testing.T) {
+	msgs := []kafkaio.Message{upsert(t, 0, ordersMV(3)), compaction(t, 0, 0, 2, 5, 6), compaction(t, 1, 1, 3, 6, 7),
+		{Topic: topics.Input, Partition: 0, Offset: 2, Value: []byte(`{"not":"an event"`)}}
+	run := func(pre bool) (*Committed, string) {
+		st := store.NewMemory()
+		p := &Processor{Store: st, Topics: topics}
+		in := slices.Clone(msgs)
+		for i := range in {
+			if pre {
+				in[i].Decoded = Predecode(in[i].Topic, in[i].Value)
+			}
+		}
+		out, err := p.Process(context.Background(), in, 1, Extra{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		if err := st.State().Export(context.Background(), &b); err != nil {
+			t.Fatal(err)
+		}
+		return out, b.String()
+	}
+	plain, plainState := run(false)
+	pre, preState := run(true)
+	if preState != plainState {
+		t.Fatal("a batch of predecoded messages leads to another state")
+	}
+	if len(pre.Report.Records) != len(plain.Report.Records) || len(pre.Report.DeadLetters) != 1 || len(plain.Report.DeadLetters) != 1 ||
+		pre.Report.DeadLetters[0].Reason != plain.Report.DeadLetters[0].Reason {
+		t.Fatalf("reports differ: %d/%d records, dead letters %+v / %+v", len(pre.Report.Records), len(plain.Report.Records),
+			pre.Report.DeadLetters, plain.Report.DeadLetters)
+	}
+	for i := range pre.Report.Events {
+		if a, b := pre.Report.Events[i], plain.Report.Events[i]; a.Outcome != b.Outcome || a.Repaired != b.Repaired || a.Kind != b.Kind {
+			t.Errorf("event %d: %+v predecoded, %+v not", i, a, b)
+		}
 	}
 }
 

@@ -219,7 +219,9 @@ func (s *Service) activeOnce(ctx context.Context, gen *kafkaio.Generation, w *pi
 	if err != nil {
 		return err
 	}
-	fetcher, err := kafkaio.NewFetcher(ctx, s.kafka.FetcherConfig(s.log), start)
+	fcfg := s.kafka.FetcherConfig(s.log)
+	fcfg.Decode = pipeline.Predecode // events decoded on the fetch goroutines, beside the writer
+	fetcher, err := kafkaio.NewFetcher(ctx, fcfg, start)
 	if err != nil {
 		return err
 	}
