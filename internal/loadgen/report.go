@@ -134,7 +134,7 @@ type Throughput struct {
 	// copies).
 	Records int64 `json:"records"`
 	// CPUSeconds is the CPU time this process used in the window (the
-	// pipeline, the load generator's tails and sizer and, when embedded, the
+	// pipeline, the load generator's tails and, when embedded, the
 	// broker); CPUUtilization divides it by window × CPUs.
 	CPUSeconds     float64 `json:"cpu_seconds"`
 	CPUUtilization float64 `json:"cpu_utilization"`
