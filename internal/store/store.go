@@ -370,27 +370,14 @@ func (s *Store) Snapshot(ctx context.Context) error {
 	if s.dir == "" {
 		return nil
 	}
-	s.mu.Lock()
-	if s.snapshotting {
-		s.mu.Unlock()
-		s.snapWG.Wait()
-		s.mu.Lock()
-	}
-	s.snapshotting = true
-	s.snapWG.Add(1)
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.snapshotting = false
-		s.mu.Unlock()
-		s.snapWG.Done()
-	}()
+	release := s.holdSnapshots()
+	defer release()
 	return s.snapshot(ctx)
 }
 
-// holdSnapshots waits for a background snapshot in progress and keeps new
-// ones from starting until release is called: Install moves the directory
-// they write to.
+// holdSnapshots waits for a snapshot in progress and keeps others from
+// starting until release is called: the holder writes one itself, or moves
+// the directory they write to (Install). Close waits for holders.
 func (s *Store) holdSnapshots() (release func()) {
 	s.mu.Lock()
 	for s.snapshotting {
@@ -399,11 +386,13 @@ func (s *Store) holdSnapshots() (release func()) {
 		s.mu.Lock()
 	}
 	s.snapshotting = true
+	s.snapWG.Add(1)
 	s.mu.Unlock()
 	return func() {
 		s.mu.Lock()
 		s.snapshotting = false
 		s.mu.Unlock()
+		s.snapWG.Done()
 	}
 }
 
