@@ -10,9 +10,10 @@ import (
 )
 
 // TestRepository_citesItsOwnDesignNeverAFileOutsideIt: the repository stands
-// alone. Code and docs cite docs/design.md, never the product spec or other
-// files outside the clone (../shared), and every "docs/design.md §n" names a
-// section that exists.
+// alone. Code and docs cite docs/design.md, never the product spec (an
+// upper-case DESIGN.md) or another file outside the clone (a relative path
+// that climbs above the repository's root), and every "docs/design.md §n"
+// names a section that exists.
 func TestRepository_citesItsOwnDesignNeverAFileOutsideIt(t *testing.T) {
 	root := filepath.Join("..", "..")
 	design, err := os.ReadFile(filepath.Join(root, "docs", "design.md"))
@@ -24,7 +25,8 @@ func TestRepository_citesItsOwnDesignNeverAFileOutsideIt(t *testing.T) {
 		sections[m[1]] = true
 	}
 	cite := regexp.MustCompile(`design\.md\s+§([0-9]+(?:\.[0-9]+)*)`)
-	outside := regexp.MustCompile(`\.\./shared|[^/a-z]DESIGN\.md`)
+	spec := regexp.MustCompile(`[^/a-z]DESIGN\.md`)
+	climb := regexp.MustCompile(`(?:\.\./)+[A-Za-z0-9_][A-Za-z0-9_.-]*`)
 	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -46,15 +48,22 @@ func TestRepository_citesItsOwnDesignNeverAFileOutsideIt(t *testing.T) {
 		}
 		rel, _ := filepath.Rel(root, path)
 		text := string(b)
+		line := func(at int) int { return 1 + strings.Count(text[:at], "\n") }
 		if rel != filepath.Join("docs", "design.md") && rel != filepath.Join("internal", "doccheck", "refs_test.go") {
-			if loc := outside.FindStringIndex(text); loc != nil {
-				t.Errorf("%s:%d cites a file outside the repository: %q", rel, 1+strings.Count(text[:loc[0]], "\n"), text[loc[0]:min(len(text), loc[1]+20)])
+			if loc := spec.FindStringIndex(text); loc != nil {
+				t.Errorf("%s:%d cites the product spec instead of docs/design.md: %q", rel, line(loc[0]), text[loc[0]:min(len(text), loc[1]+20)])
+			}
+		}
+		for _, loc := range climb.FindAllStringIndex(text, -1) {
+			target, err := filepath.Rel(root, filepath.Join(filepath.Dir(path), text[loc[0]:loc[1]]))
+			if err != nil || strings.HasPrefix(target, "..") {
+				t.Errorf("%s:%d cites a file outside the repository: %q", rel, line(loc[0]), text[loc[0]:loc[1]])
 			}
 		}
 		for _, m := range cite.FindAllStringSubmatchIndex(text, -1) {
 			sec := text[m[2]:m[3]]
 			if !sections[sec] && !sections[strings.SplitN(sec, ".", 2)[0]] {
-				t.Errorf("%s:%d cites docs/design.md §%s, which has no such section", rel, 1+strings.Count(text[:m[0]], "\n"), sec)
+				t.Errorf("%s:%d cites docs/design.md §%s, which has no such section", rel, line(m[0]), sec)
 			}
 		}
 		return nil
