@@ -44,7 +44,7 @@ in this process (outside the child's memory) unless --brokers is given.`,
 			if err != nil {
 				return &cli.ExitError{Code: 2, Err: err}
 			}
-			opt.Config, opt.Progress = *cfg, cmd.ErrOrStderr()
+			opt.Config, opt.ConfigPath, opt.Progress = *cfg, configPath, cmd.ErrOrStderr()
 			rep, err := loadgen.Restore(cmd.Context(), opt)
 			if err != nil {
 				return err

@@ -56,8 +56,12 @@ type RestoreOptions struct {
 	// restore there, with -<run> before the extension.
 	CPUProfile string
 	// Config supplies client settings; topics and the state dir are the
-	// run's own.
-	Config   config.Config
+	// run's own. ConfigPath is the file it was loaded from ("" for the
+	// built-in defaults): each child loads it again, with the environment
+	// it inherits, so that no setting (a secret least of all) travels on
+	// its command line or environment.
+	Config     config.Config
+	ConfigPath string
 	Progress io.Writer
 }
 
@@ -103,16 +107,29 @@ type RestoreReport struct {
 // restoreChildEnv marks the child process and carries its job as JSON.
 const restoreChildEnv = "MVREPAIR_LOADGEN_RESTORE_CHILD"
 
-// restoreJob is what the child is told.
+// restoreJob is what the child is told: where its configuration is and
+// what the run replaces in it, never a setting's value.
 type restoreJob struct {
-	Brokers   string        `json:"brokers"`
-	Topics    config.Topics `json:"topics"`
-	StateDir  string        `json:"state_dir"`
-	Entries   int64         `json:"entries"`
-	MVs       int           `json:"mvs"`
-	TailWant  int           `json:"tail"`
-	ClientCfg config.Kafka  `json:"kafka"`
-	Profile   string        `json:"cpuprofile,omitempty"`
+	ConfigPath        string        `json:"config,omitempty"`
+	Brokers           string        `json:"brokers"`
+	ReplicationFactor int           `json:"replication_factor"`
+	Topics            config.Topics `json:"topics"`
+	StateDir          string        `json:"state_dir"`
+	Entries           int64         `json:"entries"`
+	MVs               int           `json:"mvs"`
+	TailWant          int           `json:"tail"`
+	Profile           string        `json:"cpuprofile,omitempty"`
+}
+
+// config is the child's configuration: the run's file and environment,
+// with the run's brokers, topics and state dir.
+func (j restoreJob) config() (*config.Config, error) {
+	cfg, _, err := config.LoadWithWarnings(j.ConfigPath, os.Environ())
+	if err != nil {
+		return nil, err
+	}
+	cfg.Kafka.Brokers, cfg.Kafka.ReplicationFactor, cfg.Kafka.Topics, cfg.State.Dir = j.Brokers, j.ReplicationFactor, j.Topics, j.StateDir
+	return cfg, nil
 }
 
 // Restore measures restores of a generated state (see RestoreOptions).
@@ -157,7 +174,8 @@ func Restore(ctx context.Context, opt RestoreOptions) (*RestoreReport, error) {
 			return nil, err
 		}
 	}
-	job := restoreJob{Brokers: cfg.Kafka.Brokers, Entries: rep.Entries, MVs: opt.MVs, TailWant: opt.Tail, ClientCfg: cfg.Kafka}
+	job := restoreJob{ConfigPath: opt.ConfigPath, Brokers: cfg.Kafka.Brokers, ReplicationFactor: cfg.Kafka.ReplicationFactor,
+		Entries: rep.Entries, MVs: opt.MVs, TailWant: opt.Tail}
 	for i := 1; i <= opt.Runs; i++ {
 		// The baseline first in odd runs, second in even ones.
 		order := []bool{false, true}
@@ -405,10 +423,11 @@ func RunRestoreChild(ctx context.Context, stdout io.Writer) (bool, error) {
 // restoreOnce is one restore as `consumer rebuild --from-edit-log` does it:
 // a new store built beside the (absent) live one, recovery.Restore, Install.
 func restoreOnce(ctx context.Context, job restoreJob) (*RestoreRun, error) {
-	cfg := config.Default()
-	cfg.Kafka = job.ClientCfg
-	cfg.Kafka.Brokers, cfg.Kafka.Topics, cfg.State.Dir = job.Brokers, job.Topics, job.StateDir
-	k, err := service.OpenKafka(ctx, &cfg, zerolog.Nop())
+	cfg, err := job.config()
+	if err != nil {
+		return nil, err
+	}
+	k, err := service.OpenKafka(ctx, cfg, zerolog.Nop())
 	if err != nil {
 		return nil, err
 	}

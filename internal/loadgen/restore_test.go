@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"testing"
@@ -103,5 +104,29 @@ func TestRun_checkpointEvery_alternatesRoundsAndComparesThem(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no checkpoint target in %+v", cr.Targets)
+	}
+}
+
+func TestRestoreJob_carriesNoSettingAndTheChildLoadsThemAgain(t *testing.T) {
+	t.Setenv("MVREPAIR_KAFKA_BROKERS", "configured:9092") // as the parent loaded it
+	t.Setenv("MVREPAIR_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+	t.Setenv("MVREPAIR_KAFKA_SASL_USERNAME", "loadgen")
+	t.Setenv(config.PasswordEnv, "s3cret-pw")
+	job := restoreJob{Brokers: "broker:9092", ReplicationFactor: 1, Topics: config.Topics{Input: "i", Catalog: "c",
+		EditLog: "e", DLQ: "d", Snapshots: "s"}, StateDir: t.TempDir()}
+	b, err := json.Marshal(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(b, []byte("s3cret")) || bytes.Contains(b, []byte("SCRAM")) {
+		t.Fatalf("the child's job carries settings: %s", b)
+	}
+	cfg, err := job.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Kafka.SASL.Password.Reveal() != "s3cret-pw" || cfg.Kafka.Brokers != "broker:9092" || cfg.Kafka.Topics.Snapshots != "s" ||
+		cfg.State.Dir != job.StateDir || cfg.Kafka.ReplicationFactor != 1 {
+		t.Fatalf("the child's configuration lost the environment's password or the run's overrides: %+v", cfg.Kafka)
 	}
 }
