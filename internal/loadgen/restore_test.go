@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -128,5 +129,27 @@ func TestRestoreJob_carriesNoSettingAndTheChildLoadsThemAgain(t *testing.T) {
 	if cfg.Kafka.SASL.Password.Reveal() != "s3cret-pw" || cfg.Kafka.Brokers != "broker:9092" || cfg.Kafka.Topics.Snapshots != "s" ||
 		cfg.State.Dir != job.StateDir || cfg.Kafka.ReplicationFactor != 1 {
 		t.Fatalf("the child's configuration lost the environment's password or the run's overrides: %+v", cfg.Kafka)
+	}
+}
+
+func TestRunRestoreChild_onlyInAChildAndABadJobIsAnError(t *testing.T) {
+	var out bytes.Buffer
+	if child, err := RunRestoreChild(t.Context(), &out); child || err != nil {
+		t.Fatalf("outside a child: child=%v err=%v", child, err)
+	}
+	t.Setenv(restoreChildEnv, "{not json")
+	if child, err := RunRestoreChild(t.Context(), &out); !child || err == nil || out.Len() != 0 {
+		t.Fatalf("a child with a bad job: child=%v err=%v, printed %q", child, err, out.String())
+	}
+	// A job the child cannot carry out (no broker there) fails with the
+	// child's own message, not a hang.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	t.Setenv(restoreChildEnv, "")
+	t.Setenv("MVREPAIR_KAFKA_CONNECT_TIMEOUT", "1s") // the child's configuration comes from the environment
+	_, err := runRestoreChild(ctx, restoreJob{Brokers: "127.0.0.1:1", ReplicationFactor: 1, StateDir: t.TempDir(),
+		Topics: config.Topics{Input: "i", Catalog: "c", EditLog: "e", DLQ: "d", Snapshots: "s"}})
+	if err == nil || !strings.Contains(err.Error(), "restore child") {
+		t.Fatalf("runRestoreChild against no broker: %v", err)
 	}
 }
