@@ -80,8 +80,12 @@ var ErrNotWriter = errors.New("checkpoint: the writer lost its role")
 var ErrNotYet = errors.New("checkpoint: not yet")
 
 // Due reports whether a checkpoint is due: interval since the last one, or
-// maxRecords records after it.
+// maxRecords records after it (the first one as soon as there is a state).
+// With both 0 automatic checkpoints are off: none is ever due.
 func (w *Writer) Due(interval time.Duration, maxRecords int64, now time.Time) bool {
+	if interval <= 0 && maxRecords <= 0 {
+		return false
+	}
 	if w.EditLog.PublishedThrough() == 0 {
 		return false // nothing of this writer on the edit log yet: no offset to name
 	}

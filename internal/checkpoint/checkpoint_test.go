@@ -122,6 +122,20 @@ func TestWrite_firstHoldsEveryMVThenOnlyChangesAndTombstonesWithTheMarkerLast(t 
 	}
 }
 
+func TestDue_neverWhenIntervalAndMaxRecordsAreBothOff(t *testing.T) {
+	st := store.NewMemory()
+	el := &editLog{}
+	w := newWriter(st, &testkit.MemTopic{Name: "snaps"}, el)
+	commit(t, st, upsert(1, 1), upsert(2, 2))
+	el.publish(2)
+	if !w.Due(time.Minute, 0, time.Now()) || !w.Due(0, 100, time.Now()) {
+		t.Fatal("the first checkpoint is not due with a state on the edit log")
+	}
+	if w.Due(0, 0, time.Now().Add(24*time.Hour)) {
+		t.Fatal("a checkpoint is due with checkpoint.interval and checkpoint.max_records both 0 (off)")
+	}
+}
+
 func TestWrite_waitsUntilTheEditLogHoldsTheRecordsItReflects(t *testing.T) {
 	st := store.NewMemory()
 	topic := &testkit.MemTopic{Name: "snaps"}

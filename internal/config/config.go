@@ -150,7 +150,7 @@ type HTTP struct {
 
 // Checkpoint configures the checkpoints of the snapshot topic.
 type Checkpoint struct {
-	Interval   time.Duration `key:"interval" help:"The active writer writes a checkpoint this often (0 disables time-based checkpoints)."`
+	Interval   time.Duration `key:"interval" help:"The active writer writes a checkpoint this often (0 disables time-based checkpoints; with max_records 0 too, only consumer checkpoint writes them)."`
 	MaxRecords int64         `key:"max_records" help:"... or after this many edit-log records since the last one (0 disables)."`
 	Truncate   bool          `key:"truncate" help:"Delete edit-log records below the previous durable checkpoint, so the journal stays bounded."`
 }
