@@ -139,6 +139,8 @@ func TestUsage_errorsExitWithStatus2(t *testing.T) {
 		{[]string{"--events", "-5"}, "--events must not be negative"},
 		{[]string{"--evnts", "5"}, "unknown flag: --evnts"},
 		{[]string{"--rate", "fast"}, `invalid argument "fast"`},
+		{[]string{"restore", "--mvs", "0"}, "--mvs and --partitions must be positive"},
+		{[]string{"restore", "--runs", "-3"}, "--runs not negative"},
 	} {
 		_, _, err := execute(t, context.Background(), c.args...)
 		if exitCode(err) != 2 || !strings.Contains(err.Error(), c.want) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -46,6 +47,9 @@ in this process (outside the child's memory) unless --brokers is given.`,
 			}
 			opt.Config, opt.ConfigPath, opt.Progress = *cfg, configPath, cmd.ErrOrStderr()
 			rep, err := loadgen.Restore(cmd.Context(), opt)
+			if errors.Is(err, loadgen.ErrOptions) {
+				return &cli.ExitError{Code: 2, Err: err}
+			}
 			if err != nil {
 				return err
 			}

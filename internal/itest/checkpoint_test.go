@@ -32,8 +32,8 @@ func TestCheckpoint_journalStaysBoundedAndARestoreFromTheCheckpointEqualsTheLive
 	in := e.StartService(cfg, "run-1")
 	e.Publish(catalog...)
 	e.WaitApplied(in.State, tp.Catalog) // the MVs exist before their first compaction
-	// Over several seconds: the writer checks once a second whether a
-	// checkpoint is due.
+	// Over several seconds, in many batches: the writer asks every 100 ms
+	// whether a checkpoint is due, so several are written on the way.
 	if err := e.PublishPaced(input, 50, 100*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
@@ -88,12 +88,7 @@ func TestCheckpoint_journalStaysBoundedAndARestoreFromTheCheckpointEqualsTheLive
 		t.Fatal(err)
 	}
 	in = e.StartService(cfg, "run-2")
-	e.Eventually(testkit.WaitLong, func() error {
-		if err := in.Svc.Ready(); err != nil {
-			return err
-		}
-		return nil
-	})
+	e.Eventually(testkit.WaitLong, in.Svc.Ready)
 	testkit.SameText(t, "state restored into an empty state dir vs live", testkit.ExportOf(t, in.State()), live)
 	more := w.stream(t, tp.Input, 300, 0)
 	e.Publish(more...)

@@ -137,8 +137,8 @@ func (j restoreJob) config() (*config.Config, error) {
 // one, on topics of its own on the same broker, and the runs alternate
 // between the two: RestoreReport.HistoryRatio compares them in one run.
 func Restore(ctx context.Context, opt RestoreOptions) (*RestoreReport, error) {
-	if opt.MVs <= 0 || opt.Partitions <= 0 || opt.HistoryX < 0 || opt.Tail < 0 {
-		return nil, fmt.Errorf("%w: --mvs and --partitions must be positive, --history-x and --tail not negative", ErrOptions)
+	if opt.MVs <= 0 || opt.Partitions <= 0 || opt.HistoryX < 0 || opt.Tail < 0 || opt.SnapshotRounds < 0 || opt.Runs < 0 {
+		return nil, fmt.Errorf("%w: --mvs and --partitions must be positive; --history-x, --tail, --snapshot-rounds and --runs not negative", ErrOptions)
 	}
 	opt.SnapshotRounds = max(opt.SnapshotRounds, 1)
 	opt.Runs = max(opt.Runs, 1)
@@ -296,12 +296,13 @@ func generateRestoreState(ctx context.Context, p *kafkaio.Producer, t config.Top
 		jid++
 		i := 1 + (jid-1)%int64(opt.MVs)
 		var err error
-		if enc, err = editlog.Encode(repairRecord(jid, i, int((jid-1)/int64(opt.MVs))%opt.Partitions, version-1)); err != nil {
+		r := repairRecord(jid, i, int((jid-1)/int64(opt.MVs))%opt.Partitions, version-1)
+		if enc, err = editlog.Encode(r); err != nil {
 			return err
 		}
 		rep.HistoryBytes += int64(len(enc))
 		rep.HistoryRecords++
-		if err := pub.add(editLogMessage(t.EditLog, jid, i, enc)); err != nil {
+		if err := pub.add(editLogMessage(t.EditLog, r, enc)); err != nil {
 			return err
 		}
 	}
@@ -311,31 +312,33 @@ func generateRestoreState(ctx context.Context, p *kafkaio.Producer, t config.Top
 	if err != nil {
 		return err
 	}
-	if err := pub.add(editLogMessage(t.EditLog, jid, 1, enc)); err != nil {
+	if err := pub.add(editLogMessage(t.EditLog, cpRec, enc)); err != nil {
 		return err
 	}
 	marker := editlog.Checkpoint{JournalID: jid, Epoch: 1, EditLogOffset: jid - 1, MVs: opt.MVs, At: time.Now().UnixMilli()}
 	if err := pub.add(kafkaio.Message{Topic: t.Snapshots, Key: []byte(editlog.CheckpointKey), Value: editlog.AppendCheckpoint(nil, marker)}); err != nil {
 		return err
 	}
-	// The tail: each MV's partitions moved one version on, in turn.
+	// The tail: each MV's partitions moved one version on, in turn (and on
+	// again when the tail is longer than the state).
 	for n := range opt.Tail {
 		jid++
 		i := 1 + int64(n)%int64(opt.MVs)
-		p := 1 + (n/opt.MVs)%max(opt.Partitions-1, 1)
-		if enc, err = editlog.Encode(repairRecord(jid, i, p, version)); err != nil {
+		round := n / opt.MVs
+		r := repairRecord(jid, i, round%opt.Partitions, version+int64(round/opt.Partitions))
+		if enc, err = editlog.Encode(r); err != nil {
 			return err
 		}
-		if err := pub.add(editLogMessage(t.EditLog, jid, i, enc)); err != nil {
+		if err := pub.add(editLogMessage(t.EditLog, r, enc)); err != nil {
 			return err
 		}
 	}
 	return pub.flush()
 }
 
-func editLogMessage(topic string, jid, mv int64, value []byte) kafkaio.Message {
-	return kafkaio.Message{Topic: topic, Key: []byte(fmt.Sprintf("1:%d", mv)), Value: value,
-		Headers: []kafkaio.Header{{Key: editlog.HeaderJournalID, Value: []byte(strconv.FormatInt(jid, 10))}}}
+func editLogMessage(topic string, r *editlog.Record, value []byte) kafkaio.Message {
+	return kafkaio.Message{Topic: topic, Key: []byte(r.Key()), Value: value,
+		Headers: []kafkaio.Header{{Key: editlog.HeaderJournalID, Value: []byte(r.JournalHeader())}}}
 }
 
 // chunkPublisher publishes messages in chunks of about 1 MiB.

@@ -57,8 +57,26 @@ func TestRestore_timesARestoreFromTheCheckpointInAChild(t *testing.T) {
 	}
 }
 
+func TestRestore_aTailLongerThanTheStateOfOnePartitionMVs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a broker and a child process")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// 10 tail records over 3 MVs of one partition each: every partition
+	// moves on more than once (the child checks all 10 applied).
+	rep, err := Restore(ctx, RestoreOptions{MVs: 3, Partitions: 1, Tail: 10, Config: config.Default()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := rep.Runs[0]; r.TailApplied != 10 || r.Entries != 3 {
+		t.Fatalf("run %+v, want 10 tail records applied to 3 entries", r)
+	}
+}
+
 func TestRestore_refusesAnEmptyShape(t *testing.T) {
-	for _, o := range []RestoreOptions{{MVs: 0, Partitions: 1}, {MVs: 1, Partitions: 0}, {MVs: 1, Partitions: 1, HistoryX: -1}} {
+	for _, o := range []RestoreOptions{{MVs: 0, Partitions: 1}, {MVs: 1, Partitions: 0}, {MVs: 1, Partitions: 1, HistoryX: -1},
+		{MVs: 1, Partitions: 1, Runs: -3}, {MVs: 1, Partitions: 1, SnapshotRounds: -1}} {
 		if _, err := Restore(t.Context(), o); err == nil {
 			t.Errorf("Restore(%+v) accepted", o)
 		}
@@ -82,18 +100,32 @@ func TestRun_checkpointEvery_alternatesRoundsAndComparesThem(t *testing.T) {
 	}
 	cr := rep.Cases[0]
 	if len(cr.Rounds) != 4 {
-		t.Fatalf("%d rounds, want 4 (at least 4, even, with --checkpoint-every)", len(cr.Rounds))
+		t.Fatalf("%d rounds, want 4 (a multiple of 4 with --checkpoint-every)", len(cr.Rounds))
 	}
+	// Two rounds of each kind, one of them with the repair pipeline first.
+	firstWith, firstWithout := 0, 0
 	for i, rd := range cr.Rounds {
-		if rd.Checkpoints != (i%2 == 0) {
+		if rd.Checkpoints != (i < 2) {
 			t.Errorf("round %d: checkpoints=%v", i+1, rd.Checkpoints)
 		}
 		if rd.Checkpoints && rd.SnapshotRecords == 0 {
 			t.Errorf("round %d wrote no snapshot records with a checkpoint every 20 records", i+1)
 		}
+		if !rd.Checkpoints && rd.SnapshotRecords != 0 {
+			t.Errorf("round %d wrote %d snapshot records with checkpoints off", i+1, rd.SnapshotRecords)
+		}
+		if rd.RepairFirst && rd.Checkpoints {
+			firstWith++
+		}
+		if rd.RepairFirst && !rd.Checkpoints {
+			firstWithout++
+		}
 		if !rd.Repair.Verified {
 			t.Errorf("round %d: %s", i+1, rd.Repair.VerifyError)
 		}
+	}
+	if firstWith != 1 || firstWithout != 1 {
+		t.Errorf("repair first in %d rounds with checkpoints and %d without, want 1 and 1", firstWith, firstWithout)
 	}
 	cp := cr.Checkpoints
 	if cp == nil || cp.Every != 20 || cp.RatioWith <= 0 || cp.RatioWithout <= 0 || cp.Relative != cp.RatioWith/cp.RatioWithout {

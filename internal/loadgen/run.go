@@ -106,12 +106,12 @@ type Options struct {
 	// listener; nil runs the configuration's (plaintext on the embedded
 	// broker). Not with Brokers.
 	Transports []string
-	// CheckpointEvery, when positive, alternates the throughput rounds
-	// between checkpoints every CheckpointEvery edit-log records
-	// (checkpoint.max_records; odd rounds) and no checkpoints (even rounds),
+	// CheckpointEvery, when positive, alternates the throughput rounds, two
+	// by two, between checkpoints every CheckpointEvery edit-log records
+	// (checkpoint.max_records; rounds 1, 2, 5, 6, ...) and none (3, 4, ...),
 	// and reports the ratio of the two kinds of rounds' repair /
-	// pass-through ratios (CaseReport.Checkpoints). Rounds is raised to an
-	// even number of at least 4.
+	// pass-through ratios (CaseReport.Checkpoints). Rounds is raised to a
+	// multiple of 4.
 	CheckpointEvery int64
 }
 
@@ -127,7 +127,7 @@ func (o Options) withDefaults() Options {
 		o.Rounds = rounds
 	}
 	if o.CheckpointEvery > 0 {
-		o.Rounds = max(4, o.Rounds+o.Rounds%2)
+		o.Rounds = max(4, (o.Rounds+3)/4*4)
 	}
 	if o.Rate <= 0 {
 		o.Rate = rate

@@ -60,7 +60,7 @@ func (r *runner) throughputRounds(ctx context.Context) error {
 				return err
 			}
 			rd.Repair, ph, err = r.repairRound(ctx, i, k0, n, hwm)
-			if err == nil && rd.Checkpoints {
+			if err == nil && r.opt.CheckpointEvery > 0 {
 				rd.SnapshotRecords, err = r.snapshotRecordsSince(ctx, before)
 			}
 			return err
@@ -206,14 +206,16 @@ func median(xs []float64) float64 {
 	return s[m]
 }
 
-// setCheckpoints turns the repair service's checkpoints on for odd rounds
-// and off for even ones when Options.CheckpointEvery is set, and returns the
-// snapshot topic's size before the round.
+// setCheckpoints turns the repair service's checkpoints on and off when
+// Options.CheckpointEvery is set, and returns the snapshot topic's size
+// before the round. They switch every two rounds (on, on, off, off, ...),
+// so that each kind has as many rounds with the repair pipeline first as
+// with the baseline first (which goes first alternates every round).
 func (r *runner) setCheckpoints(ctx context.Context, rd *Round, i int) (int64, error) {
 	if r.opt.CheckpointEvery <= 0 {
 		return 0, nil
 	}
-	rd.Checkpoints = i%2 == 1
+	rd.Checkpoints = ((i-1)/2)%2 == 0
 	r.cfg.Checkpoint.Interval = 0
 	r.cfg.Checkpoint.MaxRecords = 0
 	if rd.Checkpoints {
