@@ -62,7 +62,7 @@ type RestoreOptions struct {
 	// its command line or environment.
 	Config     config.Config
 	ConfigPath string
-	Progress io.Writer
+	Progress   io.Writer
 }
 
 // RestoreRun is one timed restore, measured by the child that ran it.
