@@ -99,8 +99,12 @@ func TestStateImport_ofAnExportGivesAByteIdenticalExport(t *testing.T) {
 	}
 	dst := t.TempDir()
 	t.Setenv("MVREPAIR_STATE_DIR", dst)
-	if out, _, err := execute(t, "state", "import", "--file", file); err != nil || !strings.Contains(out, "imported 3 MVs at journal_id 42") {
-		t.Fatalf("import: %v\n%s", err, out)
+	if out, _, err := execute(t, "state", "import", "--file", file); err != nil || !strings.Contains(out, "imported 3 MVs at journal_id 42") ||
+		strings.Contains(out, "kept as") {
+		t.Fatalf("import into a new state dir: %v\n%s", err, out)
+	}
+	if aside, _ := filepath.Glob(filepath.Join(dst, "store.old-*")); len(aside) != 0 {
+		t.Fatalf("an import into a new state dir kept a store aside that never existed: %v", aside)
 	}
 	got, _, err := execute(t, "state", "export")
 	if err != nil {

@@ -75,7 +75,7 @@ func runRebuild(cmd *cobra.Command, g *globals, o *rebuildOptions) error {
 		return err
 	}
 	defer d.Close()
-	if err := checkReplaceable(ctx, cmd.ErrOrStderr(), d, cfg.State.Dir, o.force); err != nil {
+	if err := checkReplaceable(ctx, cmd.ErrOrStderr(), "rebuild", d, cfg.State.Dir, o.force); err != nil {
 		return err
 	}
 	// Reach Kafka before building anything.
@@ -94,26 +94,28 @@ func runRebuild(cmd *cobra.Command, g *globals, o *rebuildOptions) error {
 	return nil
 }
 
-// checkReplaceable refuses to rebuild over a store that holds a state,
-// unless force. A corrupt store is replaced (and said so on stderr).
-func checkReplaceable(ctx context.Context, stderr io.Writer, d *store.Dir, dir string, force bool) error {
+// checkReplaceable refuses op (rebuild, import) over a store that holds a
+// state, unless force. A corrupt store is replaced (and said so on stderr).
+// Where there is no store it opens none (Open would create one, which the
+// install would then keep aside as if it had been replaced).
+func checkReplaceable(ctx context.Context, stderr io.Writer, op string, d *store.Dir, dir string, force bool) error {
 	if !d.HasStore() {
 		return nil // no store yet: nothing to replace
 	}
 	old, err := d.Open(ctx)
 	switch {
 	case errors.Is(err, store.ErrCorrupt):
-		fmt.Fprintf(stderr, "rebuild: the current store is corrupt (%v); it will be replaced\n", err)
+		fmt.Fprintf(stderr, "%s: the current store is corrupt (%v); it will be replaced\n", op, err)
 		return nil
 	case err != nil:
-		return fmt.Errorf("rebuild: %w", err)
+		return fmt.Errorf("%s: %w", op, err)
 	}
 	empty := old.State().Empty()
 	jid, n := old.State().JournalID(), old.State().Len()
 	old.Close(ctx, false)
 	if !empty && !force {
-		return &cli.ExitError{Code: 2, Err: fmt.Errorf("rebuild: %s already holds a state (journal id %d, %d MVs); add --force to rebuild it (the old store is kept aside)",
-			dir, jid, n)}
+		return &cli.ExitError{Code: 2, Err: fmt.Errorf("%s: %s already holds a state (journal id %d, %d MVs); add --force to replace it (the old store is kept aside)",
+			op, dir, jid, n)}
 	}
 	return nil
 }
@@ -281,14 +283,8 @@ func importState(ctx context.Context, w io.Writer, dir string, doc *exportDoc, f
 		return err
 	}
 	defer d.Close()
-	if old, err := d.Open(ctx); err == nil {
-		empty := old.State().Empty()
-		old.Close(ctx, false)
-		if !empty && !force {
-			return &cli.ExitError{Code: 2, Err: fmt.Errorf("import: %s already holds a state; add --force to replace it (the old store is kept aside)", dir)}
-		}
-	} else if !errors.Is(err, store.ErrCorrupt) {
-		return fmt.Errorf("import: %w", err)
+	if err := checkReplaceable(ctx, w, "import", d, dir, force); err != nil {
+		return err
 	}
 	nw, err := d.Build(ctx)
 	if err != nil {
