@@ -206,17 +206,23 @@ func (w *Writer) durable(ctx context.Context, c editlog.Checkpoint, mvs, tombs i
 	}
 }
 
-// fenced returns ErrNotWriter unless the writer still holds its role.
+// fenced returns ErrNotWriter when the writer no longer holds its role, and
+// another error when that cannot be told.
 func (w *Writer) fenced(ctx context.Context) error {
 	if w.Alive != nil && !w.Alive() {
 		return ErrNotWriter
 	}
 	if w.Fence != nil {
 		if err := w.Fence(ctx); err != nil {
-			if ctx.Err() != nil {
+			switch {
+			case ctx.Err() != nil:
 				return ctx.Err()
+			case errors.Is(err, kafkaio.ErrFenced):
+				return fmt.Errorf("%w: %w", ErrNotWriter, err)
 			}
-			return fmt.Errorf("%w: %w", ErrNotWriter, err)
+			// A coordinator that does not answer proves nothing either
+			// way: a failed checkpoint, tried again.
+			return fmt.Errorf("checkpoint: cannot prove the writer's generation: %w", err)
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package checkpoint_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -133,6 +134,23 @@ func TestDue_neverWhenIntervalAndMaxRecordsAreBothOff(t *testing.T) {
 	}
 	if w.Due(0, 0, time.Now().Add(24*time.Hour)) {
 		t.Fatal("a checkpoint is due with checkpoint.interval and checkpoint.max_records both 0 (off)")
+	}
+}
+
+func TestWrite_aCoordinatorThatDoesNotAnswerIsAFailureNotALostRole(t *testing.T) {
+	st := store.NewMemory()
+	topic := &testkit.MemTopic{Name: "snaps"}
+	el := &editLog{}
+	cw := newWriter(st, topic, el)
+	cw.Fence = func(context.Context) error { return fmt.Errorf("commit: %w", context.DeadlineExceeded) }
+	commit(t, st, upsert(1, 1))
+	el.publish(1)
+	_, err := cw.Write(context.Background())
+	if err == nil || errors.Is(err, checkpoint.ErrNotWriter) {
+		t.Fatalf("Write with a fence that timed out: %v, want a failure that is not ErrNotWriter", err)
+	}
+	if n := len(topic.Records()); n != 0 || cw.Last != nil {
+		t.Fatalf("an unproven writer wrote %d records (last %v)", n, cw.Last)
 	}
 }
 

@@ -196,7 +196,7 @@ func build() (*Metrics, []Family) {
 		restoring:        d.gauge("restoring", "1 while the state is being restored from Kafka (not ready meanwhile)."),
 		restoreEntries:   d.gauge("restore_entries", "Partition entries loaded by the restore in progress."),
 		checkpoints:      d.counter("checkpoints_total", "Checkpoints written to the snapshot topic by this instance."),
-		checkpointFailed: d.counter("checkpoint_failures_total", "Checkpoints that failed (retried at the next interval)."),
+		checkpointFailed: d.counter("checkpoint_failures_total", "Checkpoints that failed (tried again after a pause of 1 s doubling up to 1 min)."),
 		checkpointJID:    d.gauge("checkpoint_journal_id", "Journal id of the latest durable checkpoint."),
 		checkpointAge:    d.gauge("checkpoint_timestamp_seconds", "Time (Unix seconds) the latest durable checkpoint was written."),
 		editLogFirst: d.gauge("editlog_first_offset",

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
+
 	"github.com/mvrepair/mvrepair/editlog"
 	"github.com/mvrepair/mvrepair/internal/checkpoint"
 	"github.com/mvrepair/mvrepair/internal/pipeline"
@@ -26,7 +28,13 @@ func (s *Service) startCheckpointer(ctx context.Context, w *pipeline.Writer, gen
 	cw := &checkpoint.Writer{State: w.Proc.Store.State(), Pub: s.kafka.Producer, EditLog: w,
 		Topic: s.cfg.Kafka.Topics.Snapshots, Epoch: epoch, Log: s.log,
 		Alive: func() bool { return ctx.Err() == nil },
-		Fence: func(ctx context.Context) error { return w.Fence(ctx, gen) },
+		Fence: func(ctx context.Context) error {
+			err := w.Fence(ctx, gen)
+			if errors.Is(err, pipeline.ErrNoFence) {
+				return fmt.Errorf("%w: %w", checkpoint.ErrNotYet, err) // no offset committed yet: later
+			}
+			return err
+		},
 		Durable: func(c editlog.Checkpoint, mvs, tombs int, took time.Duration) {
 			s.Metrics.Checkpoint(c.JournalID, time.UnixMilli(c.At))
 			s.log.Info().Int64("journal_id", c.JournalID).Int64("edit_log_offset", c.EditLogOffset).Int("mvs_written", mvs).
@@ -40,31 +48,88 @@ func (s *Service) startCheckpointer(ctx context.Context, w *pipeline.Writer, gen
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		last, err := checkpoint.Latest(cctx, s.kafka.SnapshotSource(s.log))
-		if err != nil {
-			if cctx.Err() == nil {
-				s.log.Warn().Err(err).Msg("cannot read the latest checkpoint; the next one holds every MV")
-			}
-		} else {
-			cw.Last = last
-		}
-		s.setCheckpointer(cw)
-		defer s.setCheckpointer(nil)
-		t := time.NewTicker(checkpointPoll)
-		defer t.Stop()
-		for {
-			select {
-			case <-cctx.Done():
-				return
-			case <-t.C:
-			}
-			if !cw.Due(s.cfg.Checkpoint.Interval, s.cfg.Checkpoint.MaxRecords, time.Now()) {
-				continue
-			}
-			s.runCheckpoint(cctx, cw)
-		}
+		s.checkpointLoop(cctx, cw)
 	}()
 	return func() { cancel(); wg.Wait() }
+}
+
+// checkpointLoop reads the latest checkpoint, then writes checkpoints as
+// they fall due, until ctx ends. Until the latest checkpoint is known none
+// is written: a checkpoint written without it would hold every MV but no
+// tombstone for an MV dropped since, and a restore from it would bring that
+// MV back. Failures are tried again after a growing pause, not every poll.
+func (s *Service) checkpointLoop(ctx context.Context, cw *checkpoint.Writer) {
+	pace := newCheckpointPacer()
+	known := false
+	defer s.setCheckpointer(nil)
+	t := time.NewTicker(checkpointPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		if !pace.ready(now) {
+			continue
+		}
+		if !known {
+			last, err := checkpoint.Latest(ctx, s.kafka.SnapshotSource(s.log))
+			if err != nil {
+				if ctx.Err() == nil {
+					s.log.Warn().Err(err).Dur("retry_in", pace.failed(now)).
+						Msg("cannot read the latest checkpoint; no checkpoint is written until it is known")
+				}
+				continue
+			}
+			cw.Last, known = last, true
+			pace.succeeded()
+			s.setCheckpointer(cw)
+		}
+		if !cw.Due(s.cfg.Checkpoint.Interval, s.cfg.Checkpoint.MaxRecords, now) {
+			continue
+		}
+		if _, err := s.runCheckpoint(ctx, cw); checkpointFailed(ctx, err) {
+			pace.failed(now)
+		} else {
+			pace.succeeded()
+		}
+	}
+}
+
+// checkpointFailed says whether err is a failed checkpoint (not a success,
+// one that is not due yet, nor one ended by the role or the context).
+func checkpointFailed(ctx context.Context, err error) bool {
+	return err != nil && ctx.Err() == nil && !errors.Is(err, checkpoint.ErrNotYet) && !errors.Is(err, checkpoint.ErrNotWriter)
+}
+
+// checkpointPacer spaces the attempts after a failure: 1 s, doubling up to
+// a minute, back to the poll after a success.
+type checkpointPacer struct {
+	b       *backoff.ExponentialBackOff
+	retryAt time.Time
+}
+
+func newCheckpointPacer() *checkpointPacer {
+	return &checkpointPacer{b: backoff.NewExponentialBackOff(backoff.WithInitialInterval(time.Second),
+		backoff.WithMaxInterval(time.Minute), backoff.WithMaxElapsedTime(0), backoff.WithRandomizationFactor(0))}
+}
+
+// ready says whether an attempt may be made now.
+func (p *checkpointPacer) ready(now time.Time) bool { return !now.Before(p.retryAt) }
+
+// failed notes a failure at now and returns the pause before the next try.
+func (p *checkpointPacer) failed(now time.Time) time.Duration {
+	d := p.b.NextBackOff()
+	p.retryAt = now.Add(d)
+	return d
+}
+
+// succeeded clears the pause.
+func (p *checkpointPacer) succeeded() {
+	p.b.Reset()
+	p.retryAt = time.Time{}
 }
 
 // checkpointPoll is how often the checkpointer asks whether one is due (a
@@ -89,7 +154,7 @@ func (s *Service) runCheckpoint(ctx context.Context, cw *checkpoint.Writer) (*ed
 		s.log.Info().Msg("checkpoint abandoned: the writer role ended")
 	default:
 		s.Metrics.CheckpointFailed()
-		s.log.Warn().Err(err).Msg("checkpoint failed; retried at the next interval")
+		s.log.Warn().Err(err).Msg("checkpoint failed; tried again after a pause (1 s, doubling up to 1 min)")
 	}
 	return c, err
 }
