@@ -83,7 +83,7 @@ func DecodeSnapshot(b []byte) (MVSnapshot, error) {
 	}
 	if m == nil {
 		var err error
-		if m, err = mvstate.DecodeMV(mvRaw); err != nil {
+		if m, err = mvstate.DecodeMVGeneric(mvRaw); err != nil { // ReadMV already refused it
 			return s, fmt.Errorf("%w: mv: %w", ErrNotSnapshot, err)
 		}
 	}

@@ -310,3 +310,48 @@ func TestState_relatedMVsHandsOutSlicesThatLaterChangesLeaveAlone(t *testing.T) 
 		t.Fatalf("MVsWithExternal = %v, want 2 MVs", ext)
 	}
 }
+
+func TestPutMV_reUpsertKeepsTheIndexAndAMoveOfTablesIsUndone(t *testing.T) {
+	s := mvstate.NewState()
+	m := sampleMV(1, 2, 3)
+	put(t, s, m, 1)
+	before := s.RelatedMVs(20001)
+	again := m.Clone()
+	again.MVName = "renamed"
+	put(t, s, again, 2)
+	if after := s.RelatedMVs(20001); len(after) != 1 || &after[0] != &before[0] {
+		t.Fatal("a re-upsert with the same base tables rebuilt the table's index (or lost the MV from it)")
+	}
+	// Base tables that change move the MV in the index; a failed commit
+	// moves it back.
+	moved := again.Clone()
+	moved.BaseTables = []mvstate.BaseTableInfo{{Catalog: mvstate.DefaultCatalog, DBID: 1, TableID: 20002}}
+	moved.VersionMap = mvstate.VersionMap{20002: {}}
+	err := s.Commit(context.Background(), mvstate.Batch{Touched: []mvstate.MVKey{m.Key()}, Structural: true,
+		Apply: func(tx *mvstate.Tx) error {
+			tx.BeginRecord(3)
+			tx.SetJournal(3, 1)
+			return tx.PutMV(moved)
+		},
+		Persist: func(*mvstate.Tx) error { return errors.New("disk on fire") }})
+	if err == nil || len(s.RelatedMVs(20001)) != 1 || len(s.RelatedMVs(20002)) != 0 {
+		t.Fatalf("after a failed move: %v, indexes %v / %v", err, s.RelatedMVs(20001), s.RelatedMVs(20002))
+	}
+	put(t, s, moved, 3)
+	if len(s.RelatedMVs(20001)) != 0 || len(s.RelatedMVs(20002)) != 1 {
+		t.Fatalf("after a move: indexes %v / %v", s.RelatedMVs(20001), s.RelatedMVs(20002))
+	}
+	// And a failed re-upsert with the same tables restores the old MV.
+	renamed := moved.Clone()
+	renamed.MVName = "again"
+	_ = s.Commit(context.Background(), mvstate.Batch{Touched: []mvstate.MVKey{m.Key()}, Structural: true,
+		Apply: func(tx *mvstate.Tx) error {
+			tx.BeginRecord(4)
+			tx.SetJournal(4, 1)
+			return tx.PutMV(renamed)
+		},
+		Persist: func(*mvstate.Tx) error { return errors.New("disk on fire") }})
+	if got := s.Get(m.Key()).MVName; got != "renamed" {
+		t.Fatalf("a failed re-upsert left name %q", got)
+	}
+}

@@ -280,9 +280,16 @@ func (tx *Tx) PutMV(m *MV) error {
 	}
 	if old := s.mvs[key]; old != nil {
 		tx.touch(old)
-		s.indexRemove(key, old.mv)
 		prev := old.mv
 		old.mv = nm
+		if slices.Equal(prev.BaseTables, nm.BaseTables) {
+			// The usual re-upsert: the indexes (keyed by base table) stay
+			// as they are, with no copy of their slices.
+			tx.undo = append(tx.undo, undoRec{fn: func() { old.mv = prev }})
+			tx.setDropped(key, 0, true)
+			return nil
+		}
+		s.indexRemove(key, prev)
 		tx.undo = append(tx.undo, undoRec{fn: func() { s.indexRemove(key, nm); old.mv = prev; s.indexAdd(key, prev) }})
 	} else {
 		e := &entry{mv: nm, jid: tx.cur}

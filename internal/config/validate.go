@@ -88,8 +88,12 @@ func (v *validator) clients(k *Kafka) {
 	v.positive("kafka.writer.write_timeout", k.Writer.WriteTimeout)
 	v.oneOf("kafka.writer.compression", k.Writer.Compression, "none", "gzip", "snappy", "lz4", "zstd")
 	// The fetcher gives each request max_wait plus a margin before it times
-	// out (internal/kafkaio), so any positive value works.
-	v.positive("kafka.reader.max_wait", k.Reader.MaxWait)
+	// out (internal/kafkaio), so any value works that the protocol can
+	// carry: whole milliseconds (below 1ms the broker would answer at once
+	// and idle partitions would be polled in a busy loop).
+	if k.Reader.MaxWait < time.Millisecond {
+		v.fail("kafka.reader.max_wait", "must be at least 1ms (got %s)", formatDuration(k.Reader.MaxWait))
+	}
 	v.atLeast("kafka.reader.max_bytes", int64(k.Reader.MaxBytes), 1)
 	v.atLeast("kafka.reader.queue_capacity", int64(k.Reader.QueueCapacity), 1)
 }
