@@ -1,8 +1,9 @@
 // Package mvstate holds the materialized-view refresh metadata the service
-// keeps correct: the domain model of docs/design.md §2, an in-memory index from base
-// tables to related MVs, per-MV read/write locks, and a durable bbolt store in
-// which one local commit atomically holds a batch's state changes, the outbox
-// records it produced, the next journal id and the input offsets it consumed.
+// keeps correct: the domain model of docs/design.md §2, the state in memory
+// (State) with its index from base tables to related MVs, per-MV locks and
+// transactions that undo themselves when they fail. It does no I/O: the
+// durable store around it (log, snapshots, outbox, offsets) is
+// internal/store.
 //
 // The JSON shapes here are the wire contract (docs/design.md §4) and the canonical
 // export (§6): object keys are declared in sorted order so that encoding/json

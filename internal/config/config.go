@@ -58,7 +58,7 @@ type Log struct {
 // State configures the local state store.
 type State struct {
 	Dir           string `key:"dir" help:"Directory of the local state store (and of the embedded broker's data)."`
-	SnapshotBytes int64  `key:"snapshot_bytes" help:"Write a local snapshot of the state after this many bytes of local log (bounds the time a restart replays)."`
+	SnapshotBytes int64  `key:"snapshot_bytes" help:"Write a local snapshot of the state after this many bytes of local log, or twice the last snapshot's size if that is more (bounds the time a restart replays)."`
 }
 
 // Kafka configures the Kafka clients, the consumer group and the topics.
