@@ -36,14 +36,6 @@ const dlqIdleTimeout = 30 * time.Second
 // redriveChunk is the most records re-driven per publish.
 const redriveChunk = 500
 
-// addedHeaders are the headers the service appends to a dead letter after
-// the original ones (docs/design.md §4.8). If a name occurs twice, the last
-// occurrence is the service's.
-var addedHeaders = []string{
-	pipeline.HeaderDLQReason, pipeline.HeaderDLQError, pipeline.HeaderSourceTopic, pipeline.HeaderSourcePartition,
-	pipeline.HeaderSourceOffset, pipeline.HeaderAttempts, pipeline.HeaderFailedAt,
-}
-
 // deadLetter is one record of the dead-letter topic with the service's
 // headers read.
 type deadLetter struct {
@@ -115,7 +107,8 @@ func parseDeadLetter(m kafkaio.Message) deadLetter {
 // headers without the last occurrence of each header the service appended.
 func originalHeaders(hs []kafkaio.Header) []kafkaio.Header {
 	drop := make([]bool, len(hs))
-	for _, name := range addedHeaders {
+	// If a name occurs twice, the last occurrence is the service's.
+	for _, name := range pipeline.AddedHeaders() {
 		for i := len(hs) - 1; i >= 0; i-- {
 			if hs[i].Key == name {
 				drop[i] = true

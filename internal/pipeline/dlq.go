@@ -21,6 +21,16 @@ const (
 	HeaderSourceSize      = "source-size"
 )
 
+// AddedHeaders are the headers the service appends to every dead letter,
+// in this order, after the original record's own (docs/design.md §4.8); a
+// record_too_large letter adds HeaderSourceSize. Whoever reads or strips
+// the service's headers (the shrinking of letters, `consumer dlq redrive`)
+// takes the list from here.
+func AddedHeaders() []string {
+	return []string{HeaderDLQReason, HeaderDLQError, HeaderSourceTopic, HeaderSourcePartition, HeaderSourceOffset,
+		HeaderAttempts, HeaderFailedAt}
+}
+
 // maxErrorHeader bounds the dlq-error header (a decoder's message quotes
 // the input).
 const maxErrorHeader = 1024
@@ -36,15 +46,13 @@ func deadLetter(topic string, m kafkaio.Message, reason events.Reason, errText s
 	}
 	dl := DeadLetter{Source: sourceOf(m), Reason: reason, Error: errText, Attempts: attempts, Size: len(m.Value)}
 	extra := func(r events.Reason, e string) []store.Header {
-		return []store.Header{
-			{Key: HeaderDLQReason, Value: []byte(r)},
-			{Key: HeaderDLQError, Value: []byte(e)},
-			{Key: HeaderSourceTopic, Value: []byte(m.Topic)},
-			{Key: HeaderSourcePartition, Value: []byte(strconv.Itoa(m.Partition))},
-			{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
-			{Key: HeaderAttempts, Value: []byte(strconv.Itoa(attempts))},
-			{Key: HeaderFailedAt, Value: []byte(strconv.FormatInt(now.UnixMilli(), 10))},
+		values := []string{string(r), e, m.Topic, strconv.Itoa(m.Partition), strconv.FormatInt(m.Offset, 10),
+			strconv.Itoa(attempts), strconv.FormatInt(now.UnixMilli(), 10)} // in AddedHeaders' order
+		hs := make([]store.Header, 0, len(values))
+		for i, k := range AddedHeaders() {
+			hs = append(hs, store.Header{Key: k, Value: []byte(values[i])})
 		}
+		return hs
 	}
 	out := store.OutboxMessage{Topic: topic, Key: m.Key, Value: m.Value}
 	for _, h := range m.Headers {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -653,18 +654,18 @@ func (w *Writer) shrinkDeadLetters(chunk []kafkaio.Message, err error) {
 	if !errors.Is(err, kafkaio.ErrMessageTooLarge) {
 		return
 	}
+	added := AddedHeaders()
 	for i, m := range chunk {
 		if m.Topic != w.Proc.Topics.DLQ || m.Value == nil || len(m.Value) == 0 {
 			continue
 		}
 		var hs []kafkaio.Header
 		for _, h := range m.Headers {
-			switch h.Key {
-			case HeaderDLQReason:
+			if !slices.Contains(added, h.Key) {
+				continue // the original's own: the letter no longer carries its value
+			}
+			if h.Key == HeaderDLQReason {
 				h.Value = []byte(ReasonRecordTooLarge)
-			case HeaderDLQError, HeaderSourceTopic, HeaderSourcePartition, HeaderSourceOffset, HeaderAttempts, HeaderFailedAt:
-			default:
-				continue
 			}
 			hs = append(hs, h)
 		}
