@@ -32,13 +32,9 @@ func decodeFast(value []byte) *PartitionVersionChanged {
 	kindOK := false
 	r.Object(func(key []byte) {
 		f := pvcField(key)
-		if f == -2 || (f >= 0 && seen&(1<<f) != 0) || r.IsNull() {
+		if !claim(r, f, &seen) {
 			ok = false
-			r.Skip()
 			return
-		}
-		if f >= 0 {
-			seen |= 1 << f
 		}
 		switch f {
 		case 0:
@@ -73,6 +69,21 @@ func decodeFast(value []byte) *PartitionVersionChanged {
 	return e
 }
 
+// claim applies the fast path's rule to member f (a field index, -1 for a
+// member encoding/json ignores, -2 for one it could match
+// case-insensitively): the member is refused, and skipped, when it is -2,
+// seen before or null; otherwise it is marked seen and read by the caller.
+func claim(r *jsonx.Reader, f int, seen *uint16) bool {
+	if f == -2 || (f >= 0 && *seen&(1<<f) != 0) || r.IsNull() {
+		r.Skip()
+		return false
+	}
+	if f >= 0 {
+		*seen |= 1 << f
+	}
+	return true
+}
+
 // decodePartitionFast reads one element of "partitions".
 func decodePartitionFast(r *jsonx.Reader) (PartitionRepair, bool) {
 	var p PartitionRepair
@@ -80,13 +91,9 @@ func decodePartitionFast(r *jsonx.Reader) (PartitionRepair, bool) {
 	ok := true
 	r.Object(func(key []byte) {
 		f := partField(key)
-		if f == -2 || (f >= 0 && seen&(1<<f) != 0) || r.IsNull() {
+		if !claim(r, f, &seen) {
 			ok = false
-			r.Skip()
 			return
-		}
-		if f >= 0 {
-			seen |= 1 << f
 		}
 		switch f {
 		case 0:

@@ -2,6 +2,7 @@ package events
 
 import (
 	"reflect"
+	"slices"
 	"testing"
 	"unicode/utf8"
 )
@@ -63,6 +64,25 @@ func TestDecodeFast_fieldTablesMatchTheSwitches(t *testing.T) {
 		if got := pvcField([]byte(key)); got != want {
 			t.Errorf("pvcField(%q) = %d, want %d", key, got, want)
 		}
+	}
+}
+
+// The fast path's member tables are the structs' JSON members: a field
+// added to PartitionVersionChanged or PartitionRepair must be added to the
+// fast path too, or it would drop the member the general path decodes.
+func TestDecodeFast_fieldTablesAreTheStructsMembers(t *testing.T) {
+	names := func(v any) []string {
+		var out []string
+		for _, f := range jsonFields(reflect.TypeOf(v)) {
+			out = append(out, f.name)
+		}
+		return out
+	}
+	if want := append([]string{"kind"}, names(PartitionVersionChanged{})...); !slices.Equal(pvcFields, want) {
+		t.Errorf("pvcFields = %v, want %v (kind, then PartitionVersionChanged's members)", pvcFields, want)
+	}
+	if want := names(PartitionRepair{}); !slices.Equal(partFields, want) {
+		t.Errorf("partFields = %v, want PartitionRepair's members %v", partFields, want)
 	}
 }
 
