@@ -50,8 +50,9 @@ func (s *Service) selfRebuild(ctx context.Context, why string) error {
 	return err
 }
 
-// missingRecordsAttempts is how many restores in a row may find records
-// missing before it is believed: the writer may truncate the edit log
+// missingRecordsAttempts is how many restores in all (of one start-up or
+// fork, whatever failed in between) may find records missing before it is
+// believed: the writer may truncate the edit log
 // below a checkpoint while a restore reads it (a restore that started
 // before that checkpoint existed reads the whole log); the next attempt
 // starts from the new checkpoint.
