@@ -76,9 +76,6 @@ func (e *Env) Broker(pause bool) *Broker {
 	return b
 }
 
-// Embedded reports whether the controlled broker is the embedded one.
-func (b *Broker) Embedded() bool { return b.script == "" }
-
 // run runs the control script with cmd and returns its output.
 func (b *Broker) run(cmd string) string {
 	t := b.e.T

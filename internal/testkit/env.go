@@ -136,10 +136,6 @@ func Rand(t testing.TB) *mrand.Rand {
 	return mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 }
 
-// Embedded reports whether the test runs on its own embedded broker (which
-// it may restart); tests that need that skip otherwise.
-func (e *Env) Embedded() bool { return e.broker != nil }
-
 // RestartBroker closes the embedded broker, keeps it down for downtime and
 // starts it again on the same address and data dir.
 func (e *Env) RestartBroker(downtime time.Duration) {

@@ -51,12 +51,6 @@ func (in *Instance) exitedEarly() error {
 	return nil
 }
 
-// Done is closed when Run returned; Err is then its result.
-func (in *Instance) Done() <-chan struct{} { return in.done }
-
-// Err is Run's result once Done is closed.
-func (in *Instance) Err() error { return in.err }
-
 // State is the live state of the instance's store.
 func (in *Instance) State() *mvstate.State { return in.Svc.Store().State() }
 
@@ -237,12 +231,6 @@ func (c *Child) HTTP() string {
 	return addr
 }
 
-// Log returns the child's log so far.
-func (c *Child) Log() string {
-	b, _ := os.ReadFile(c.logPath)
-	return string(b)
-}
-
 // WaitKilled waits for the child to die of SIGKILL (sent by itself).
 func (c *Child) WaitKilled(timeout time.Duration) {
 	c.t.Helper()
@@ -264,15 +252,7 @@ func (c *Child) Kill() {
 	<-c.done
 }
 
-// Pause freezes the child (SIGSTOP); Resume thaws it (SIGCONT).
-func (c *Child) Pause() {
-	c.t.Helper()
-	if err := c.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		c.t.Fatalf("SIGSTOP %s: %v", c.Name, err)
-	}
-}
-
-// Resume thaws a paused child.
+// Resume thaws a child frozen with SIGSTOP (SIGCONT).
 func (c *Child) Resume() {
 	c.t.Helper()
 	if err := c.cmd.Process.Signal(syscall.SIGCONT); err != nil {
@@ -309,9 +289,6 @@ func (c *Child) Exited() error {
 		return nil
 	}
 }
-
-// Done is closed when the child process ended.
-func (c *Child) Done() <-chan struct{} { return c.done }
 
 // WaitMember waits until the child is the group's only member and the group
 // is Stable: the child is the active writer, and on kfake it is safe to
