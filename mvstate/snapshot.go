@@ -51,6 +51,9 @@ type Snapshot struct {
 	JournalID, Epoch int64
 	// Offsets are the applied input offsets at that position.
 	Offsets map[TopicPartition]int64
+	// MVs is the number of MVs in the state at that position (whatever the
+	// selection).
+	MVs int
 
 	keys    []MVKey
 	entries []*entry // parallel to keys; nil for a tombstone
@@ -85,6 +88,7 @@ func (s *State) Snapshot(sel Selection) (*Snapshot, error) {
 	s.metaMu.RLock()
 	sn.JournalID, sn.Epoch, sn.Offsets = s.journalID, s.epoch, maps.Clone(s.offsets)
 	s.metaMu.RUnlock()
+	sn.MVs = len(s.mvs)
 	var only map[MVKey]bool
 	if sel.Keys != nil {
 		only = make(map[MVKey]bool, len(sel.Keys))

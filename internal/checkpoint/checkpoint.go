@@ -131,7 +131,7 @@ func (w *Writer) Write(ctx context.Context) (*editlog.Checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := editlog.Checkpoint{JournalID: j, Epoch: sn.Epoch, EditLogOffset: off, MVs: w.State.Len(), At: time.Now().UnixMilli()}
+	c := editlog.Checkpoint{JournalID: j, Epoch: sn.Epoch, EditLogOffset: off, MVs: sn.MVs, At: time.Now().UnixMilli()}
 	if err := w.fenced(ctx); err != nil {
 		return nil, err
 	}

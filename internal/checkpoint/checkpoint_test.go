@@ -24,9 +24,14 @@ import (
 type editLog struct {
 	mu      sync.Mutex
 	through int64
+	asked   chan struct{} // when set, told of each PublishedThrough call (without blocking)
 }
 
 func (l *editLog) PublishedThrough() int64 {
+	select {
+	case l.asked <- struct{}{}:
+	default:
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.through
@@ -151,6 +156,31 @@ func TestWrite_aCoordinatorThatDoesNotAnswerIsAFailureNotALostRole(t *testing.T)
 	}
 	if n := len(topic.Records()); n != 0 || cw.Last != nil {
 		t.Fatalf("an unproven writer wrote %d records (last %v)", n, cw.Last)
+	}
+}
+
+func TestWrite_theMarkersMVCountIsAtItsJournalID(t *testing.T) {
+	st := store.NewMemory()
+	topic := &testkit.MemTopic{Name: "snaps"}
+	el := &editLog{asked: make(chan struct{}, 1)}
+	w := newWriter(st, topic, el)
+	commit(t, st, upsert(1, 1), upsert(2, 2))
+	el.publish(1) // Write takes its view at journal id 2, then waits for it
+	done := make(chan error, 1)
+	var c *editlog.Checkpoint
+	go func() {
+		var err error
+		c, err = w.Write(context.Background())
+		done <- err
+	}()
+	<-el.asked // Write took its view and waits for the edit log to hold it
+	commit(t, st, upsert(3, 3)) // a third MV after the checkpoint's position
+	el.publish(3)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if c.JournalID != 2 || c.MVs != 2 {
+		t.Fatalf("marker at journal id %d counts %d MVs, want 2 and 2 (the state has %d now)", c.JournalID, c.MVs, st.State().Len())
 	}
 }
 
