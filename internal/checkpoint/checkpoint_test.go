@@ -173,7 +173,7 @@ func TestWrite_theMarkersMVCountIsAtItsJournalID(t *testing.T) {
 		c, err = w.Write(context.Background())
 		done <- err
 	}()
-	<-el.asked // Write took its view and waits for the edit log to hold it
+	<-el.asked                  // Write took its view and waits for the edit log to hold it
 	commit(t, st, upsert(3, 3)) // a third MV after the checkpoint's position
 	el.publish(3)
 	if err := <-done; err != nil {
